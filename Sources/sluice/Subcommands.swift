@@ -1,0 +1,7 @@
+// The list of `sluice` subcommands, kept in one place so that each feature adds one line here.
+import ArgumentParser
+
+extension Sluice {
+    static let subcommandList: [any ParsableCommand.Type] = [
+    ]
+}
