@@ -18,6 +18,8 @@ let package = Package(
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
         // Standard library and Foundation only, so it builds and tests on any machine.
         .target(name: "SluicePolicy"),
+        // Seeded generators of policies and packets for the differential test and the benchmarks.
+        .target(name: "SluicePolicyGen", dependencies: ["SluicePolicy"]),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -26,6 +28,6 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
     ]
 )
