@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
+        .executable(name: "classify-bench", targets: ["classify-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
     ],
     dependencies: [
@@ -28,6 +29,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Benchmarks live in bench/ and never run in the test suite (docs/benchmarks.md).
+        .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
+                          path: "bench/classify"),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
     ]
 )
