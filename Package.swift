@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
+        .library(name: "SluicePacket", targets: ["SluicePacket"]),
+        .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -18,6 +20,17 @@ let package = Package(
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
         // Standard library and Foundation only, so it builds and tests on any machine.
         .target(name: "SluicePolicy"),
+        // Header parsing/building and checksums over raw buffers, for the hot path. No dependencies at all.
+        .target(name: "SluicePacket"),
+        // libxdp/libbpf for Swift, a thin C shim (`sluice_*`) and the map layouts shared with bpf/.
+        .target(
+            name: "CSluiceXDP",
+            linkerSettings: [
+                .linkedLibrary("xdp"), .linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z"),
+            ]
+        ),
+        // XDP program loading and attach, UMEM and AF_XDP rings, pinned per-queue workers.
+        .target(name: "SluiceDataplane", dependencies: ["SluicePolicy", "SluicePacket", "CSluiceXDP"]),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -27,5 +40,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
+        .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
     ]
 )
