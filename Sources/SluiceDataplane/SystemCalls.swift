@@ -72,13 +72,14 @@ enum System {
         return Int32(index)
     }
 
-    /// Raises RLIMIT_MEMLOCK to unlimited: UMEM and BPF maps are locked memory, and kernels
-    /// or containers that still charge them to the limit fail with ENOBUFS/EPERM otherwise.
+    /// Raises RLIMIT_MEMLOCK to unlimited, best effort. Kernels since 5.11 charge BPF maps to
+    /// the memory cgroup instead, and CAP_IPC_LOCK exempts the UMEM, so a refusal (no
+    /// CAP_SYS_RESOURCE, as in containers) is not an error by itself; an UMEM that still
+    /// exceeds the limit fails later with ENOBUFS, named by `Umem.init`. Returns whether raised.
     @inline(never)
-    static func raiseMemlockLimit() throws(SystemError) {
-        if sluice_raise_memlock_limit() != 0 {
-            throw SystemError("setrlimit(RLIMIT_MEMLOCK, unlimited)", code: errno)
-        }
+    @discardableResult
+    static func raiseMemlockLimit() -> Bool {
+        sluice_raise_memlock_limit() == 0
     }
 
     /// Wakes the kernel to process the rx/fill rings (need_wakeup set): a zero-length

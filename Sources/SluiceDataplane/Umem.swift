@@ -27,6 +27,7 @@ public final class Umem {
 
     /// Maps `frameCount` frames of `frameSize` bytes and registers them with the kernel.
     public init(frameCount: Int = 4096, frameSize: Int = 4096, ringSize: UInt32 = 2048) throws {
+        System.raiseMemlockLimit()
         precondition(frameSize >= 2048 && frameSize & (frameSize - 1) == 0, "frame size must be a power of two ≥ 2048")
         precondition(ringSize & (ringSize - 1) == 0, "ring size must be a power of two")
         self.frameCount = frameCount
@@ -50,7 +51,10 @@ public final class Umem {
             munmap(mapped, areaSize)
             fillRing.deallocate()
             completionRing.deallocate()
-            throw SystemError("xsk_umem__create(\(frameCount) × \(frameSize) bytes)", code: status == 0 ? EINVAL : status)
+            // ENOBUFS/EPERM here usually means RLIMIT_MEMLOCK without CAP_IPC_LOCK.
+            throw SystemError(
+                "xsk_umem__create(\(frameCount) × \(frameSize) bytes; needs CAP_IPC_LOCK or a memlock limit above it)",
+                code: status == 0 ? EINVAL : status)
         }
         handle = created
     }

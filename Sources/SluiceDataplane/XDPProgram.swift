@@ -121,7 +121,7 @@ public final class XDPProgram {
                     + "next to the executable")
         }
         guard access(path, R_OK) == 0 else { throw DataplaneError("XDP object \(path) is not readable") }
-        try System.raiseMemlockLimit()
+        System.raiseMemlockLimit()
         objectPath = path
         let object = try System.checkPointer("bpf_object__open_file(\(path))") { bpf_object__open_file(path, nil) }
         self.object = object
