@@ -103,13 +103,17 @@ enum Shell {
         try Shell.run(["ip", "-n", namespace, "addr", "add", "\(subnet).2/24", "dev", peerInterface])
         try Shell.run(["ip", "-n", namespace, "link", "set", peerInterface, "up"])
         try Shell.run(["ip", "-n", namespace, "route", "add", "198.51.100.0/24", "via", "\(subnet).1"])
+        // IPv6 without duplicate address detection, so the addresses are usable at once.
+        try Shell.run(["ip", "addr", "add", "fd00:213::1/64", "dev", hostInterface, "nodad"])
+        try Shell.run(["ip", "-n", namespace, "addr", "add", "fd00:213::2/64", "dev", peerInterface, "nodad"])
+        try Shell.run(["ip", "-n", namespace, "route", "add", "2001:db8:7::/64", "via", "fd00:213::1"])
 
         let program = try XDPProgram()
         var log: [String] = []
         let attachment = try program.attach(to: hostInterface) { log.append($0) }
         defer { attachment.detach() }
         #expect(attachment.mode == .native, "veth supports native XDP on this kernel; log: \(log)")
-        try program.setGatewayAddresses([IPAddress("\(subnet).1")!, IPAddress("fd00::1")!])
+        try program.setGatewayAddresses([IPAddress("\(subnet).1")!, IPAddress("fd00:213::1")!])
 
         let umem = try Umem(frameCount: 1024, frameSize: 4096, ringSize: 512)
         let socket = try AFXDPSocket(interface: hostInterface, queue: 0, umem: umem, program: program, ringSize: 512)
@@ -119,29 +123,43 @@ enum Shell {
         try Shell.run(["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "2", "\(subnet).1"])
         let neighbour = try Shell.run(["ip", "-n", namespace, "neigh", "show", "\(subnet).1"])
         #expect(neighbour.contains("lladdr"), "ARP for the gateway was answered by the kernel: \(neighbour)")
+        // The same over IPv6: neighbour discovery and ICMPv6 to the host's own address.
+        try Shell.run(["ip", "netns", "exec", namespace, "ping", "-6", "-c", "1", "-W", "2", "fd00:213::1"])
 
         // Transit: five UDP datagrams through the host.
         let sender = try Shell.start(["ip", "netns", "exec", namespace, "bash", "-c",
-            "for i in 1 2 3 4 5; do echo sluice-$i > /dev/udp/198.51.100.7/9999; sleep 0.05; done"])
+            "for i in 1 2 3 4 5; do echo sluice-$i > /dev/udp/198.51.100.7/9999; "
+                + "echo sluice6-$i > /dev/udp/2001:db8:7::7/9999; sleep 0.05; done"])
+        let transitV6Destination: UInt128 = 0x2001_0db8_0007_0000_0000_0000_0000_0007
         var transit = 0
+        var transitV6 = 0
         var other = 0
         let deadline = Date().addingTimeInterval(5)
-        while transit < 5 && Date() < deadline {
+        while (transit < 5 || transitV6 < 5) && Date() < deadline {
             _ = loop.runBatch(idleTimeoutMilliseconds: 20) { frame in
-                if let packet = try? PacketParser.parse(frame), packet.tuple.destinationV4 == 0xC633_6407,
-                   packet.tuple.protocolNumber == IPProtocolNumber.udp, packet.tuple.destinationPort == 9999 {
+                guard let packet = try? PacketParser.parse(frame), packet.tuple.protocolNumber == IPProtocolNumber.udp,
+                      packet.tuple.destinationPort == 9999 else {
+                    other += 1
+                    return
+                }
+                if packet.tuple.family == .v4 && packet.tuple.destinationV4 == 0xC633_6407 {
                     transit += 1
+                } else if packet.tuple.family == .v6 && packet.tuple.destination == transitV6Destination {
+                    transitV6 += 1
                 } else {
                     other += 1
                 }
             }
         }
         sender.waitUntilExit()
-        #expect(transit == 5, "UDP datagrams seen on the AF_XDP socket (other frames: \(other))")
+        #expect(transit == 5, "IPv4 UDP datagrams seen on the AF_XDP socket (other frames: \(other))")
+        #expect(transitV6 == 5, "IPv6 UDP datagrams seen on the AF_XDP socket (other frames: \(other))")
         #expect(loop.framesWithKernel + loop.allocator.available == umem.frameCount)
 
         var counters = try program.counters()
         #expect(counters[.redirectedV4] >= 5)
+        #expect(counters[.redirectedV6] >= 5)
+        #expect(counters[.passedNeighborDiscovery] >= 1)
         #expect(counters[.passedARP] >= 1)
         #expect(counters[.passedLocal] >= 1, "the ping to the gateway's own address")
         #expect(try socket.statistics().rxInvalidDescriptors == 0)
@@ -158,7 +176,7 @@ enum Shell {
     }
 
     @Test(.enabled(if: IntegrationEnvironment.canRun, "needs root, iproute2, ping and clang/bpf/build.sh; see stderr"))
-    func staleProgramIsReplacedAndForeignOneRefused() throws {
+    func staleProgramLeftByANonLinkAttachIsReplaced() throws {
         let tag = getpid() % 100_000
         let interface = "slt\(tag)s"
         let peer = "slt\(tag)t"
