@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "classify-bench", targets: ["classify-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
+        .library(name: "SluicePacket", targets: ["SluicePacket"]),
+        .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,6 +23,17 @@ let package = Package(
         .target(name: "SluicePolicy"),
         // Seeded generators of policies and packets for the differential test and the benchmarks.
         .target(name: "SluicePolicyGen", dependencies: ["SluicePolicy"]),
+        // Header parsing/building and checksums over raw buffers, for the hot path. No dependencies at all.
+        .target(name: "SluicePacket"),
+        // libxdp/libbpf for Swift, a thin C shim (`sluice_*`) and the map layouts shared with bpf/.
+        .target(
+            name: "CSluiceXDP",
+            linkerSettings: [
+                .linkedLibrary("xdp"), .linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z"),
+            ]
+        ),
+        // XDP program loading and attach, UMEM and AF_XDP rings, pinned per-queue workers.
+        .target(name: "SluiceDataplane", dependencies: ["SluicePolicy", "SluicePacket", "CSluiceXDP"]),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -33,5 +46,7 @@ let package = Package(
         .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
                           path: "bench/classify"),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
+        .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
+        .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
     ]
 )

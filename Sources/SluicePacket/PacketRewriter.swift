@@ -1,0 +1,36 @@
+// In-place edits the forwarding path makes to a frame it sends on: new Ethernet addresses and
+// a decremented TTL / hop limit with the IPv4 header checksum fixed incrementally (RFC 1624),
+// so a forwarded packet costs a few stores, not a checksum pass.
+
+/// In-place frame edits for forwarding. Stateless; callable from any thread on frames it owns.
+public enum PacketRewriter {
+    /// Writes new destination and source MAC addresses at the start of the frame.
+    @inlinable
+    public static func setEthernetAddresses(
+        _ frame: UnsafeMutableRawPointer, destination: MACAddress, source: MACAddress
+    ) {
+        destination.write(to: frame, at: 0)
+        source.write(to: frame, at: 6)
+    }
+
+    /// Decrements the IPv4 TTL or IPv6 hop limit of a parsed packet, updating the IPv4 header
+    /// checksum incrementally. Returns false and leaves the frame unchanged when the hop limit
+    /// is 0 or 1: such a packet must not be forwarded (answer with ICMP time exceeded).
+    @inlinable
+    public static func decrementHopLimit(_ frame: UnsafeMutableRawPointer, _ packet: ParsedPacket) -> Bool {
+        let l3 = packet.l3Offset
+        guard packet.hopLimit > 1 else { return false }
+        let newHopLimit = packet.hopLimit - 1
+        if packet.tuple.family == .v4 {
+            // TTL shares a checksummed 16-bit word with the protocol byte.
+            let oldWord = frame.loadBigEndianUInt16(at: l3 + 8)
+            let newWord = UInt16(newHopLimit) << 8 | (oldWord & 0x00FF)
+            let oldChecksum = frame.loadBigEndianUInt16(at: l3 + 10)
+            frame.storeByte(newHopLimit, at: l3 + 8)
+            frame.storeBigEndian(InternetChecksum.update(oldChecksum, replacing: oldWord, with: newWord), at: l3 + 10)
+        } else {
+            frame.storeByte(newHopLimit, at: l3 + 7)
+        }
+        return true
+    }
+}
