@@ -190,7 +190,8 @@ import Testing
     @Test func formatErrorReplies() {
         #expect(DNSMessage.formatErrorResponse(toUnparsable: [1, 2, 3]) == nil)
         let garbage: [UInt8] = [0xAB, 0xCD, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0]
-        #expect(DNSMessage.formatErrorResponse(toUnparsable: garbage) == [0xAB, 0xCD, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0])
+        let formErr: [UInt8] = [0xAB, 0xCD, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]
+        #expect(DNSMessage.formatErrorResponse(toUnparsable: garbage) == formErr)
         var response = garbage
         response[2] |= 0x80
         #expect(DNSMessage.formatErrorResponse(toUnparsable: response) == nil)

@@ -63,7 +63,8 @@ import Testing
     }
 
     @Test func longLabelsAndReservedLabelTypes() {
-        #expect(reason(header() + [0x40] + [UInt8](repeating: 0x61, count: 64) + [0, 0, 1, 0, 1]) == .unsupportedLabelType)
+        let long = header() + [0x40] + [UInt8](repeating: 0x61, count: 64) + [0, 0, 1, 0, 1]
+        #expect(reason(long) == .unsupportedLabelType)
         #expect(reason(header() + [0x80, 0x61, 0, 0, 1, 0, 1]) == .unsupportedLabelType)
     }
 
@@ -134,7 +135,8 @@ import Testing
     @Test func optRecordRules() throws {
         let good = header(ar: 1) + question + opt(options: [0, 10, 0, 2, 0xAA, 0xBB])
         let edns = try #require(try DNSMessage(parsing: good).edns)
-        #expect(edns.udpPayloadSize == 1232 && edns.dnssecOK && edns.options == [DNSEDNSOption(code: 10, data: [0xAA, 0xBB])])
+        #expect(edns.udpPayloadSize == 1232 && edns.dnssecOK)
+        #expect(edns.options == [DNSEDNSOption(code: 10, data: [0xAA, 0xBB])])
         #expect(reason(header(ar: 2) + question + opt(options: []) + opt(options: [])) == .multipleOPT)
         #expect(reason(header(an: 1) + question + opt(options: [])) == .misplacedOPT)
         var named = header(ar: 1) + question + [0xC0, 12] + Array(opt(options: []).dropFirst())

@@ -26,7 +26,8 @@ enum Fixture {
     /// Names of the fixture files in `Fixtures/<directory>`, sorted.
     static func names(in directory: String) -> [String] {
         guard let base = Bundle.module.url(forResource: "Fixtures", withExtension: nil),
-              let list = try? FileManager.default.contentsOfDirectory(atPath: base.appendingPathComponent(directory).path)
+              let list = try? FileManager.default.contentsOfDirectory(
+                  atPath: base.appendingPathComponent(directory).path)
         else { return [] }
         return list.filter { $0.hasSuffix(".hex") }.sorted()
     }

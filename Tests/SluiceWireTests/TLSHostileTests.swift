@@ -86,7 +86,8 @@ import Testing
         var serverHello = [UInt8]([3, 3]) + [UInt8](repeating: 1, count: 32) + [0, 0xC0, 0x2F, 0]
         serverHello += TLSBytes.vector(2, [])
         let certificate = TLSBytes.vector(3, TLSBytes.vector(3, [0x30, 0x03, 1, 2, 3]) + TLSBytes.vector(3, [0x30, 0]))
-        let flight = TLSBytes.handshake(2, serverHello) + TLSBytes.handshake(11, certificate) + TLSBytes.handshake(14, [])
+        let flight = TLSBytes.handshake(2, serverHello) + TLSBytes.handshake(11, certificate)
+            + TLSBytes.handshake(14, [])
         var reader = TLSServerFlightReader()
         reader.append(TLSBytes.record(flight))
         guard case .serverHello(let hello) = reader.next() else { Issue.record("no ServerHello"); return }
@@ -117,7 +118,8 @@ import Testing
         #expect({ if case .failed = reader.next() { true } else { false } }())
         // A bad certificate list: a zero-length certificate.
         reader = TLSServerFlightReader()
-        reader.append(TLSBytes.record(TLSBytes.handshake(2, serverHello) + TLSBytes.handshake(11, TLSBytes.vector(3, [0, 0, 0]))))
+        let emptyCertificate = TLSBytes.handshake(11, TLSBytes.vector(3, [0, 0, 0]))
+        reader.append(TLSBytes.record(TLSBytes.handshake(2, serverHello) + emptyCertificate))
         _ = reader.next()
         #expect(reader.next() == .failed(TLSParseError(.badLength, at: 3)))
     }
@@ -158,7 +160,8 @@ import Testing
         for bad in ["exa mple.com", "bücher.example", "a\u{0}b.com"] {
             #expect(helloReason([TLSBytes.sni(bad)]) == .serverNameNotASCII, "\(bad)")
         }
-        #expect(helloReason([TLSBytes.sni([(0, Array("a.com".utf8)), (0, Array("b.com".utf8))])]) == .duplicateServerName)
+        let twoNames = TLSBytes.sni([(0, Array("a.com".utf8)), (0, Array("b.com".utf8))])
+        #expect(helloReason([twoNames]) == .duplicateServerName)
         #expect(helloReason([TLSBytes.sni([(1, Array("a.com".utf8))])]) == .unknownServerNameType)
         #expect(helloReason([TLSBytes.sni([(0, [])])]) == .serverNameInvalid)
         let ech = try hello([TLSBytes.sni("public.example"), TLSBytes.ext(0xFE0D, [0, 0, 1, 0, 1])])
@@ -199,7 +202,9 @@ import Testing
                     if type == 2 {
                         _ = try? TLSServerHello(parsing: Array(body.prefix(length)))
                     } else {
-                        #expect(throws: TLSParseError.self) { try TLSCertificateList(parsing: Array(body.prefix(length))) }
+                        #expect(throws: TLSParseError.self) {
+                            try TLSCertificateList(parsing: Array(body.prefix(length)))
+                        }
                     }
                 }
             }

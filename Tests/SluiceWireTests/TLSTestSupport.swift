@@ -7,7 +7,9 @@ enum TLSBytes {
         switch prefix {
         case 1: return [UInt8(truncatingIfNeeded: n)] + bytes
         case 2: return [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + bytes
-        default: return [UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] + bytes
+        default:
+            return [UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+                + bytes
         }
     }
 
@@ -39,6 +41,8 @@ enum TLSBytes {
 
     /// Splits a message over records of at most `size` payload bytes.
     static func records(_ message: [UInt8], size: Int) -> [UInt8] {
-        stride(from: 0, to: message.count, by: size).flatMap { record(Array(message[$0..<min($0 + size, message.count)])) }
+        stride(from: 0, to: message.count, by: size).flatMap { start in
+            record(Array(message[start..<min(start + size, message.count)]))
+        }
     }
 }

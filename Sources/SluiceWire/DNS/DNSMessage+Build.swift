@@ -97,8 +97,9 @@ extension DNSMessage {
             }
             let ttl = UInt32(edns.extendedRCodeHigh) << 24 | UInt32(edns.version) << 16
                 | (edns.dnssecOK ? 0x8000 : 0) | UInt32(edns.reservedFlags & 0x7FFF)
-            writer.writeRecord(DNSResourceRecord(name: .root, type: .opt, dnsClass: DNSClass(rawValue: edns.udpPayloadSize),
-                                                 ttl: ttl, data: .opaque(options)))
+            let payloadSize = DNSClass(rawValue: edns.udpPayloadSize)
+            writer.writeRecord(DNSResourceRecord(name: .root, type: .opt, dnsClass: payloadSize, ttl: ttl,
+                                                 data: .opaque(options)))
         }
         return writer.bytes
     }

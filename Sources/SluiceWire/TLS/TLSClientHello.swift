@@ -61,11 +61,17 @@ public struct TLSClientHello: Hashable, Sendable {
         }
         legacyVersion = version
         self.random = random
-        guard let session = cursor.readVector(prefixBytes: 1) else { throw TLSParseError(.truncated, at: cursor.position) }
+        guard let session = cursor.readVector(prefixBytes: 1) else {
+            throw TLSParseError(.truncated, at: cursor.position)
+        }
         guard session.remaining <= 32 else { throw TLSParseError(.badLength, at: session.position - 1) }
         sessionID = Array(body[session.position..<session.end])
 
-        guard var suites = cursor.readVector(prefixBytes: 2) else { throw TLSParseError(.truncated, at: cursor.position) }
+        guard var suites = cursor.readVector(prefixBytes: 2) else {
+
+            throw TLSParseError(.truncated, at: cursor.position)
+
+        }
         guard suites.remaining >= 2, suites.remaining % 2 == 0 else {
             throw TLSParseError(.badLength, at: suites.position - 2)
         }
@@ -104,13 +110,17 @@ public struct TLSClientHello: Hashable, Sendable {
             case TLSExtensionType.alpn:
                 alpnProtocols = try TLSClientHello.parseALPN(&data)
             case TLSExtensionType.supportedVersions:
-                guard var list = data.readVector(prefixBytes: 1) else { throw TLSParseError(.truncated, at: data.position) }
+                guard var list = data.readVector(prefixBytes: 1) else {
+                    throw TLSParseError(.truncated, at: data.position)
+                }
                 guard list.remaining >= 2, list.remaining % 2 == 0 else {
                     throw TLSParseError(.badLength, at: list.position - 1)
                 }
                 while let version = list.readU16() { supportedVersions.append(version) }
             case TLSExtensionType.keyShare:
-                guard var shares = data.readVector(prefixBytes: 2) else { throw TLSParseError(.truncated, at: data.position) }
+                guard var shares = data.readVector(prefixBytes: 2) else {
+                    throw TLSParseError(.truncated, at: data.position)
+                }
                 while !shares.isEmptyWindow {
                     guard let group = shares.readU16(), let key = shares.readVector(prefixBytes: 2) else {
                         throw TLSParseError(.truncated, at: shares.position)

@@ -49,7 +49,7 @@ public struct TLSClientHelloReader: Sendable {
         case .failed(let error):
             result = .failed(error)
         case .message, .changeCipherSpec, .alert, .opaqueRecord:
-            result = .failed(TLSParseError(.unexpectedMessage, at: 0))
+            result = .failed(TLSParseError(.unexpectedMessage, at: reader.recordsEnd))
         }
         return result
     }
@@ -111,9 +111,9 @@ public struct TLSServerFlightReader: Sendable {
                 if let serverHello, !serverHello.hidesCertificate { return finish(.certificateHidden) }
                 continue
             case .alert, .opaqueRecord:
-                return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.bytesReceived)))
+                return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.recordsEnd)))
             case .message(let message):
-                if let hello = serverHello {
+                if serverHello != nil {
                     // TLS 1.2 after ServerHello: Certificate, or ServerKeyExchange/ServerHelloDone when the
                     // suite is anonymous or PSK (no certificate at all).
                     switch message.type {
@@ -126,12 +126,11 @@ public struct TLSServerFlightReader: Sendable {
                     case TLSHandshakeMessage.serverKeyExchange, TLSHandshakeMessage.serverHelloDone:
                         return finish(.certificateHidden)
                     default:
-                        _ = hello
-                        return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.bytesReceived)))
+                        return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.recordsEnd)))
                     }
                 }
                 guard message.type == TLSHandshakeMessage.serverHello else {
-                    return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.bytesReceived)))
+                    return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.recordsEnd)))
                 }
                 let hello: TLSServerHello
                 do {

@@ -91,6 +91,10 @@ public struct TLSHandshakeReader: Sendable {
     /// Total bytes appended so far.
     public var bytesReceived: Int { streamOffset + input.count }
 
+    /// Stream offset just past the last record consumed: where an unexpected event came from, the same
+    /// however the stream was cut into appends.
+    public var recordsEnd: Int { streamOffset }
+
     /// Bytes currently held (partial records and partial messages).
     public var bufferedBytes: Int { input.count + pending.count }
 
@@ -120,7 +124,9 @@ public struct TLSHandshakeReader: Sendable {
             let length = Int(input[3]) << 8 | Int(input[4])
             guard (20...23).contains(contentType) else { return fail(.unknownContentType, at: streamOffset) }
             guard input[1] == 3 else { return fail(.badRecordVersion, at: streamOffset + 1) }
-            guard length <= TLSHandshakeReader.maxRecordLength else { return fail(.recordTooLarge, at: streamOffset + 3) }
+            guard length <= TLSHandshakeReader.maxRecordLength else {
+                return fail(.recordTooLarge, at: streamOffset + 3)
+            }
             if contentType == 22 {
                 guard length > 0 else { return fail(.emptyHandshakeRecord, at: streamOffset + 3) }
                 guard length <= TLSHandshakeReader.maxPlaintextLength else {

@@ -15,8 +15,12 @@ public enum TLSServerName {
     /// "0x" and hex digits, is read as an IPv4 address by browsers and `inet_aton`, so it is refused; names
     /// with ':' or '[' are IPv6 literals.
     public static func validate(_ bytes: ArraySlice<UInt8>) -> Result<String, TLSParseError> {
-        guard !bytes.isEmpty, bytes.count <= maxLength else { return .failure(TLSParseError(.serverNameInvalid, at: 0)) }
-        guard bytes.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return .failure(TLSParseError(.serverNameNotASCII, at: 0)) }
+        guard !bytes.isEmpty, bytes.count <= maxLength else {
+            return .failure(TLSParseError(.serverNameInvalid, at: 0))
+        }
+        guard bytes.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            return .failure(TLSParseError(.serverNameNotASCII, at: 0))
+        }
         if bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: "[")) {
             return .failure(TLSParseError(.serverNameIsIPLiteral, at: 0))
         }
