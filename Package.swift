@@ -48,5 +48,9 @@ let package = Package(
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
+        // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even
+        // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.
+        .target(name: "SluiceWire"),
+        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], resources: [.copy("Fixtures")]),
     ]
 )
