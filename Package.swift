@@ -32,6 +32,8 @@ let package = Package(
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
         // Standard library and Foundation only, so it builds and tests on any machine.
         .target(name: "SluicePolicy"),
+        // Seeded generators of policies and packets for the differential test and the benchmarks.
+        .target(name: "SluicePolicyGen", dependencies: ["SluicePolicy"]),
         // Durable state of the management plane: policies and their versions, settings, service
         // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
         .target(
@@ -74,7 +76,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
         // The child process of the store's crash test: a write storm that is killed with SIGKILL.
         .executableTarget(name: "StoreStressHelper", dependencies: ["SluiceStore"], path: "Tests/StoreStressHelper"),

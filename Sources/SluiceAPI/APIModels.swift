@@ -2,11 +2,12 @@
 // the spec documents use. Each maps from a store type in one place.
 import Foundation
 import Hummingbird
+import SluicePolicy
 import SluiceStore
 
 /// A policy record: `{id, name, mode, active, created_at, updated_at, version, policy}`, plus on
 /// writes the `deployment` that says which generation runs and whether the dataplane confirmed it.
-struct PolicyJSON: ResponseEncodable, Decodable, Equatable {
+struct PolicyJSON: ResponseEncodable {
     var id: String
     var name: String?
     var mode: PolicyMode
@@ -16,14 +17,16 @@ struct PolicyJSON: ResponseEncodable, Decodable, Equatable {
     var version: Int
     var policy: JSONValue
     var deployment: DeploymentJSON?
+    /// Parser warnings on writes (accepted, but worth a look).
+    var warnings: [APIErrorDetail]?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, mode, active, version, policy, deployment
+        case id, name, mode, active, version, policy, deployment, warnings
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
 
-    init(_ stored: StoredPolicy, deployment: DeploymentState? = nil) throws {
+    init(_ stored: StoredPolicy, deployment: DeploymentState? = nil, warnings: [ValidationIssue] = []) throws {
         id = stored.id
         name = stored.name
         mode = stored.mode
@@ -31,8 +34,9 @@ struct PolicyJSON: ResponseEncodable, Decodable, Equatable {
         createdAt = stored.createdAt
         updatedAt = stored.updatedAt
         version = stored.version
-        policy = try JSONValue.parse(Array(stored.body.utf8))
+        policy = try JSONValue.stored(stored.body)
         self.deployment = deployment.map(DeploymentJSON.init)
+        self.warnings = warnings.isEmpty ? nil : warnings.map { APIErrorDetail(path: $0.path, message: $0.message) }
     }
 }
 
@@ -63,12 +67,12 @@ struct DeploymentJSON: ResponseEncodable, Decodable, Equatable {
 }
 
 /// `GET /policies`.
-struct PolicyListJSON: ResponseEncodable, Decodable {
+struct PolicyListJSON: ResponseEncodable {
     var policies: [PolicyJSON]
 }
 
 /// One entry of `GET /policies/:id/versions`.
-struct PolicyVersionJSON: ResponseEncodable, Decodable {
+struct PolicyVersionJSON: ResponseEncodable {
     var policyID: String
     var version: Int
     var name: String?
@@ -90,12 +94,12 @@ struct PolicyVersionJSON: ResponseEncodable, Decodable {
         mode = stored.mode
         createdAt = stored.createdAt
         actor = stored.actor
-        policy = try JSONValue.parse(Array(stored.body.utf8))
+        policy = try JSONValue.stored(stored.body)
     }
 }
 
 /// `GET /policies/:id/versions`.
-struct PolicyVersionListJSON: ResponseEncodable, Decodable {
+struct PolicyVersionListJSON: ResponseEncodable {
     var versions: [PolicyVersionJSON]
 }
 

@@ -2,6 +2,7 @@
 // node (`--dataplane none`) and the tests run the same API with nothing behind it. The `sluice`
 // executable adapts the real AF_XDP dataplane and DNS proxy to these.
 import Foundation
+import SluicePolicy
 import SluiceStore
 
 /// A compiled policy ready to hand to the dataplane, with the generation it will run under.
@@ -14,8 +15,8 @@ public struct PolicyDeployment: Sendable {
     public var mode: PolicyMode
     /// Monotonic generation number; workers report which one they run.
     public var generation: UInt64
-    /// The compiled tables (nil until the compiler is wired in).
-    public var compiled: (any Sendable)?
+    /// The compiled tables, immutable once built.
+    public var compiled: CompiledPolicy
 }
 
 /// The dataplane's state for `/ready` and `/api/v1/stats`.

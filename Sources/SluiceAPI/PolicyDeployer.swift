@@ -2,6 +2,7 @@
 // the active policy, compiles it, gives it a new generation and publishes it, waiting a bounded
 // time for the dataplane to confirm. Runs one deployment at a time so generations stay in order.
 import Foundation
+import SluicePolicy
 import SluiceStore
 import Synchronization
 

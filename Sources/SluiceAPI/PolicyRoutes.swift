@@ -3,6 +3,7 @@
 // carries the record, its ETag and the deployment. If-Match gives optimistic concurrency (412).
 import Foundation
 import Hummingbird
+import SluicePolicy
 import SluiceStore
 
 struct PolicyRoutes {
@@ -20,9 +21,9 @@ struct PolicyRoutes {
     }
 
     @Sendable func create(_ request: Request, context: SluiceRequestContext) async throws -> Response {
-        let write = try await readWrite(request)
-        let stored = try await deps.store.createPolicy(write, actor: context.actor)
-        return try await written(stored, status: .created, request: request, context: context)
+        let validated = try await readWrite(request)
+        let stored = try await deps.store.createPolicy(validated.write, actor: context.actor)
+        return try await written(stored, validated, status: .created, request: request, context: context)
     }
 
     @Sendable func list(_ request: Request, context: SluiceRequestContext) async throws -> PolicyListJSON {
@@ -47,10 +48,11 @@ struct PolicyRoutes {
 
     @Sendable func put(_ request: Request, context: SluiceRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        let write = try await readWrite(request)
+        let validated = try await readWrite(request)
         let expected = try await expectedVersion(request, current: deps.store.policy(id: id))
-        let stored = try await deps.store.updatePolicy(id: id, write, expectedVersion: expected, actor: context.actor)
-        return try await written(stored, status: .ok, request: request, context: context)
+        let stored = try await deps.store.updatePolicy(
+            id: id, validated.write, expectedVersion: expected, actor: context.actor)
+        return try await written(stored, validated, status: .ok, request: request, context: context)
     }
 
     /// `PUT /policies/by-name/:name` creates or replaces: the spec's rollout command.
@@ -59,16 +61,17 @@ struct PolicyRoutes {
         if let problem = PolicyRequestValidator.nameProblem(name) {
             throw APIError(.badRequest, "invalid policy name", details: [.init(path: "name", message: problem)])
         }
-        let write = try await readWrite(request)
-        if let bodyName = write.name, bodyName != name {
+        let validated = try await readWrite(request)
+        if let bodyName = validated.write.name, bodyName != name {
             throw APIError(
                 .badRequest, "the body's name differs from the name in the path",
                 details: [.init(path: "name", message: "is '\(bodyName)', the path says '\(name)'")])
         }
         let expected = try await expectedVersion(request, current: deps.store.policy(named: name))
         let (stored, created) = try await deps.store.upsertPolicy(
-            named: name, write, expectedVersion: expected, actor: context.actor)
-        return try await written(stored, status: created ? .created : .ok, request: request, context: context)
+            named: name, validated.write, expectedVersion: expected, actor: context.actor)
+        return try await written(
+            stored, validated, status: created ? .created : .ok, request: request, context: context)
     }
 
     @Sendable func delete(_ request: Request, context: SluiceRequestContext) async throws -> Response {
@@ -87,7 +90,7 @@ struct PolicyRoutes {
 
     // MARK: Helpers
 
-    func readWrite(_ request: Request) async throws -> PolicyWrite {
+    func readWrite(_ request: Request) async throws -> ValidatedPolicyWrite {
         var request = request
         let body = try await request.collectBody(upTo: APIServer.maxBodyBytes)
         return try PolicyRequestValidator.validate(body.readableBytesView)
@@ -95,11 +98,13 @@ struct PolicyRoutes {
 
     /// Deploys after a write and answers with the record, its ETag and the deployment state.
     func written(
-        _ stored: StoredPolicy, status: HTTPResponse.Status, request: Request, context: SluiceRequestContext
+        _ stored: StoredPolicy, _ validated: ValidatedPolicyWrite, status: HTTPResponse.Status, request: Request,
+        context: SluiceRequestContext
     ) async throws -> Response {
         let deployment = await deps.deployer.reconcile()
         var response = try respond(
-            PolicyJSON(stored, deployment: deployment), status: status, etag: Self.etag(stored), request: request,
+            PolicyJSON(stored, deployment: deployment, warnings: validated.warnings), status: status,
+            etag: Self.etag(stored), request: request,
             context: context)
         if status == .created { response.headers[.location] = "/api/v1/policies/\(stored.id)" }
         return response

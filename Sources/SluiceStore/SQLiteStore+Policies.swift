@@ -1,8 +1,9 @@
+import Foundation
+import GRDB
 // Policies in SQLite: the current row in `policy`, every version in `policy_version`, written
 // together in one transaction with the admin log line. Making one policy active deactivates the
 // previous one in the same transaction, so readers never see two (or, mid-switch, none).
-import Foundation
-import GRDB
+import SluicePolicy
 
 extension SQLiteStore {
     public func policies() async throws -> [StoredPolicy] {

@@ -1,7 +1,8 @@
+import Foundation
 // The policy records the store keeps: the current state of each policy and its version history.
 // The policy body is canonical JSON text (sorted keys), so the store never depends on the schema
 // version of SluicePolicy and a read returns exactly what was validated and written.
-import Foundation
+import SluicePolicy
 
 /// One stored policy as it is now. `version` starts at 1 and grows by one on every write.
 public struct StoredPolicy: Sendable, Equatable {

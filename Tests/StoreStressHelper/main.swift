@@ -2,6 +2,7 @@
 // store at argv[1] that prints one line per acknowledged (returned) write, until it is SIGKILLed.
 // Lines: `ack <policy-name> <version>` and `ackfinding <cumulative count>`.
 import Foundation
+import SluicePolicy
 import SluiceStore
 
 /// Writes one whole line with a single write(2), so a kill never leaves an acknowledgement buffered.
