@@ -56,16 +56,12 @@ struct HealthRoutes {
             return .init(name: "policy", status: "fail", detail: state.error ?? "compilation failed")
         }
         if state.dataplane == "unconfirmed" || state.dataplane == "failed" {
+            let reason = state.error.map { ": \($0)" } ?? ""
             return .init(
                 name: "policy", status: "fail",
-                detail:
-                    "generation \(state.generation) \(state.dataplane) by the dataplane\(state.error.map { ": \($0)" } ?? "")"
-            )
+                detail: "generation \(state.generation) \(state.dataplane) by the dataplane\(reason)")
         }
-        return .init(
-            name: "policy", status: "ok",
-            detail:
-                "policy \(active.id) v\(active.version) (\(active.mode.rawValue)) compiled, generation \(state.generation)"
-        )
+        let what = "policy \(active.id) v\(active.version) (\(active.mode.rawValue))"
+        return .init(name: "policy", status: "ok", detail: "\(what) compiled, generation \(state.generation)")
     }
 }
