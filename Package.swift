@@ -12,10 +12,24 @@ let package = Package(
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
+        .library(name: "SluiceStore", targets: ["SluiceStore"]),
+        .library(name: "SluiceAPI", targets: ["SluiceAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        // Management plane: store, API server, TLS certificate generation, metrics.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
@@ -34,10 +48,44 @@ let package = Package(
         ),
         // XDP program loading and attach, UMEM and AF_XDP rings, pinned per-queue workers.
         .target(name: "SluiceDataplane", dependencies: ["SluicePolicy", "SluicePacket", "CSluiceXDP"]),
+        // Durable state of the management plane: policies and their versions, settings, service
+        // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
+        .target(
+            name: "SluiceStore",
+            dependencies: [
+                "SluicePolicy",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The REST API (Hummingbird 2): routes, bearer auth, error model, TLS bootstrap.
+        .target(
+            name: "SluiceAPI",
+            dependencies: [
+                "SluicePolicy",
+                "SluiceStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluicePolicy",
+                "SluiceStore",
+                "SluiceAPI",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -52,5 +100,16 @@ let package = Package(
         // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.
         .target(name: "SluiceWire"),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
+        // The child process of the store's crash test: a write storm that is killed with SIGKILL.
+        .executableTarget(name: "StoreStressHelper", dependencies: ["SluiceStore"], path: "Tests/StoreStressHelper"),
+        .testTarget(
+            name: "SluiceAPITests",
+            dependencies: [
+                "SluiceAPI",
+                "SluiceStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ]
 )

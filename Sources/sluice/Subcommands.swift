@@ -3,5 +3,7 @@ import ArgumentParser
 
 extension Sluice {
     static let subcommandList: [any ParsableCommand.Type] = [
+        RunCommand.self,
+        TokenCommand.self,
     ]
 }

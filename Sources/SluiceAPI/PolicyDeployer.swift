@@ -1,0 +1,131 @@
+// Keeps the dataplane running the store's active policy: after every write (and at start) it reads
+// the active policy, compiles it, gives it a new generation and publishes it, waiting a bounded
+// time for the dataplane to confirm. Runs one deployment at a time so generations stay in order.
+import Foundation
+import SluicePolicy
+import SluiceStore
+import Synchronization
+
+/// What is deployed now, reported in write responses, `/ready` and `/api/v1/stats`.
+public struct DeploymentState: Sendable, Equatable {
+    /// The active policy's id, nil when no policy is active.
+    public var policyID: String?
+    /// Its deployed version.
+    public var version: Int?
+    /// Its mode.
+    public var mode: PolicyMode?
+    /// The generation number of this deployment (0: nothing deployed yet).
+    public var generation: UInt64
+    /// Whether the policy compiled (false: `error` says why; the previous tables stay in force).
+    public var compiled: Bool
+    /// `confirmed` (workers run it), `unconfirmed` (no confirmation within the bound), `absent`
+    /// (no dataplane on this node) or `failed`.
+    public var dataplane: String
+    /// Why compilation or publication failed.
+    public var error: String?
+}
+
+/// Compiles and publishes the active policy. An actor: all state changes on its executor.
+public actor PolicyDeployer {
+    let store: any ManagementStore
+    let dataplane: any DataplaneControl
+    /// How long a write waits for the dataplane to confirm before answering `unconfirmed`.
+    let confirmTimeout: Duration
+
+    /// The latest deployment.
+    public private(set) var state = DeploymentState(
+        policyID: nil, version: nil, mode: nil, generation: 0, compiled: true, dataplane: "none", error: nil)
+    private var generation: UInt64 = 0
+    private var running: Task<DeploymentState, Never>?
+
+    public init(store: any ManagementStore, dataplane: any DataplaneControl, confirmTimeout: Duration = .seconds(2)) {
+        self.store = store
+        self.dataplane = dataplane
+        self.confirmTimeout = confirmTimeout
+    }
+
+    /// Brings the dataplane in line with the store's active policy and returns the resulting state.
+    /// Calls queue behind each other (the actor is reentrant across the awaits inside).
+    public func reconcile() async -> DeploymentState {
+        let previous = running
+        let task = Task { () -> DeploymentState in
+            _ = await previous?.value
+            return await self.deployActive()
+        }
+        running = task
+        return await task.value
+    }
+
+    private func deployActive() async -> DeploymentState {
+        let active: StoredPolicy?
+        do {
+            active = try await store.activePolicy()
+        } catch {
+            state.error = "store: \(error)"
+            return state
+        }
+        if state.generation > 0, state.policyID == active?.id, state.version == active?.version,
+            state.dataplane != "unconfirmed", state.dataplane != "failed"
+        {
+            return state
+        }
+        generation += 1
+        var next = DeploymentState(
+            policyID: active?.id, version: active?.version, mode: active?.mode, generation: generation,
+            compiled: true, dataplane: dataplane.isPresent ? "unconfirmed" : "absent", error: nil)
+        var deployment: PolicyDeployment?
+        if let active {
+            do {
+                deployment = PolicyDeployment(
+                    policyID: active.id, version: active.version, mode: active.mode, generation: generation,
+                    compiled: try PolicyCompilation.compile(body: active.body, mode: active.mode))
+            } catch {
+                next.compiled = false
+                next.dataplane = "failed"
+                next.error = "compile: \(error)"
+                state = next
+                return next
+            }
+        }
+        if dataplane.isPresent {
+            switch await publishWithinBound(deployment) {
+            case .some(nil): next.dataplane = "confirmed"
+            case .some(let error?):
+                next.dataplane = "failed"
+                next.error = "publish: \(error)"
+            case nil: next.dataplane = "unconfirmed"
+            }
+        }
+        state = next
+        return next
+    }
+
+    /// nil: no answer within the bound; .some(nil): confirmed; .some(error): failed. The publish
+    /// itself is not cancelled by the timeout: the dataplane may still confirm later.
+    private func publishWithinBound(_ deployment: PolicyDeployment?) async -> (any Error)?? {
+        let dataplane = self.dataplane
+        let timeout = confirmTimeout
+        let once = Mutex(false)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<(any Error)??, Never>) in
+            let finish: @Sendable ((any Error)??) -> Void = { result in
+                let first = once.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: result) }
+            }
+            Task {
+                do {
+                    try await dataplane.publish(deployment)
+                    finish(.some(nil))
+                } catch {
+                    finish(.some(error))
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                finish(nil)
+            }
+        }
+    }
+}
