@@ -172,9 +172,13 @@ public struct PolicyGenerator {
 
     // MARK: - Packets
 
-    /// A packet aimed at the policy: sources and destinations mostly drawn from its own prefixes.
-    public mutating func packet(for policy: PolicyConfig) -> PacketQuery {
-        let groups = policy.sourceGroups
+    /// Packets aimed at the policy: sources and destinations mostly drawn from its own prefixes.
+    public mutating func packets(for policy: PolicyConfig, count: Int) -> [PacketQuery] {
+        let rules = policy.sourceGroups.flatMap(\.rules)
+        return (0..<count).map { _ in packet(groups: policy.sourceGroups, rules: rules) }
+    }
+
+    mutating func packet(groups: [SourceGroupConfig], rules: [RuleConfig]) -> PacketQuery {
         let v6 = chance(0.2)
         var src: IPAddress
         if !groups.isEmpty, chance(0.9) {
@@ -185,7 +189,6 @@ public struct PolicyGenerator {
             src = address(in: v6 ? prefix6(lengths: 48...48) : prefix4(base: 0x0a00_0000, baseLength: 8, lengths: 16...16))
         }
         if src.isV4 == v6 { src = v6 ? address(in: prefix6(lengths: 64...64)) : address(in: sourcePrefix()) }
-        let rules = groups.flatMap(\.rules)
         var dst: IPAddress = v6 ? address(in: prefix6(lengths: 32...32)) : address(in: destinationPrefix())
         if !rules.isEmpty, chance(0.8) {
             let match = pick(rules).match

@@ -38,8 +38,7 @@ extension IPAddress {
                                           rulesPerGroup: Int.random(in: 1...90, using: &generator.random))
             let reference = ReferenceEvaluator(mode: mode, policy: config)
             let compiled = PolicyCompiler.compile(mode: mode, policy: config)
-            for _ in 0..<packets {
-                let packet = generator.packet(for: config)
+            for packet in generator.packets(for: config, count: packets) {
                 let expected = reference.evaluate(packet, learned: HashedLearned())
                 let raw = compiled.lookup(packet, learned: HashedLearned())
                 var got = compiled.report(raw)

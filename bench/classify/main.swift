@@ -6,6 +6,9 @@ import Foundation
 import SluicePolicy
 import SluicePolicyGen
 
+/// Writes a line at once (unbuffered), so progress shows when piped into a file.
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 let arguments = CommandLine.arguments
 let repeats = arguments.firstIndex(of: "--repeat").flatMap { Int(arguments[$0 + 1]) } ?? 5
 let sizes = arguments.firstIndex(of: "--sizes").map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
@@ -37,15 +40,15 @@ struct Row {
     var bytes = 0
 }
 
-print("Sluice classification benchmark: \(repeats) runs each, medians (min-max); \(rulesPerGroup) rules per source group")
-print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.hostName)")
+say("Sluice classification benchmark: \(repeats) runs each, medians (min-max); \(rulesPerGroup) rules per source group")
+say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.hostName)")
 var rows: [Row] = []
 var sink = 0
 for size in sizes {
     var generator = PolicyGenerator(seed: 20261121, profile: .classBench)
     let groups = max(1, size / rulesPerGroup)
     let config = generator.policy(groups: groups, rulesPerGroup: min(size, rulesPerGroup))
-    let packets = (0..<65_536).map { _ in generator.packet(for: config) }
+    let packets = generator.packets(for: config, count: 65_536)
     var row = Row(rules: config.sourceGroups.reduce(0) { $0 + $1.rules.count }, groups: groups)
     let reference = ReferenceEvaluator(mode: .enforce, policy: config)
     let referencePackets = Array(packets.prefix(max(50, 2_000_000 / size)))
@@ -80,16 +83,16 @@ for size in sizes {
         String(format: format, median(values)) + " (" + String(format: format, values.min()!) + "-"
             + String(format: format, values.max()!) + ")"
     }
-    print(String(format: "rules %7d groups %5d | compiled %@ ns/lookup | reference %@ ns/lookup | speedup x%.0f | compile %@ ms | tables %.1f MiB",
+    say(String(format: "rules %7d groups %5d | compiled %@ ns/lookup | reference %@ ns/lookup | speedup x%.0f | compile %@ ms | tables %.1f MiB",
                  row.rules, row.groups, spread(row.compiledNs, "%.1f") as NSString, spread(row.referenceNs, "%.0f") as NSString,
                  median(row.referenceNs) / median(row.compiledNs), spread(row.compileMs, "%.1f") as NSString,
                  Double(row.bytes) / 1_048_576))
 }
 if let small = rows.first(where: { $0.rules == 1_000 }), let large = rows.first(where: { $0.rules == 100_000 }) {
-    print(String(format: "growth 1,000 -> 100,000 rules: x%.2f (goal: at most x2)", median(large.compiledNs) / median(small.compiledNs)))
+    say(String(format: "growth 1,000 -> 100,000 rules: x%.2f (goal: at most x2)", median(large.compiledNs) / median(small.compiledNs)))
 }
 if let goal = rows.first(where: { $0.rules == 10_000 }) {
-    print(String(format: "10,000 rules: %.1f ns/lookup (goal < 100), compile %.1f ms (goal < 50)",
+    say(String(format: "10,000 rules: %.1f ns/lookup (goal < 100), compile %.1f ms (goal < 50)",
                  median(goal.compiledNs), median(goal.compileMs)))
 }
-print("(checksum \(sink & 0xff))")
+say("(checksum \(sink & 0xff))")
