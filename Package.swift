@@ -94,6 +94,8 @@ let package = Package(
         .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
                           path: "bench/classify"),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
+        // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
+        .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
         // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even

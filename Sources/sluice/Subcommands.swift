@@ -4,6 +4,7 @@ import ArgumentParser
 extension Sluice {
     static let subcommandList: [any ParsableCommand.Type] = [
         RunCommand.self,
+        PolicyCommand.self,
         TokenCommand.self,
     ]
 }
