@@ -31,6 +31,9 @@ struct GroupRecord {
     /// 257 bit set offsets, by ICMP type or code; index 256 is "not ICMP".
     var icmpTypeTable: Int32 = 0
     var icmpCodeTable: Int32 = 0
+    /// Offset of the all-zero bit set of this group's width: a dimension that yields it rules out
+    /// every rule, so the remaining lookups are skipped.
+    var emptySet: Int32 = 0
     /// 0 none, else `ActionCode`.
     var defaultAction: UInt8 = 0
     var audit: Bool = false
@@ -140,72 +143,18 @@ public final class CompiledPolicy: @unchecked Sendable {
     }
 
     /// Judges a packet. Allocates nothing; `learned` is consulted only for hostname rules.
+    /// The verdict counts its findings; `lookup(_:learned:findings:)` lists them, for the rare
+    /// packet (a deny, an audit) whose findings are recorded.
     @inline(__always)
     public func lookup<Learned: LearnedAddressLookup>(_ packet: PacketQuery, learned: Learned) -> CompiledVerdict {
-        if mode == .disabled { return CompiledVerdict.disabled }
-        var findings = FindingList()
-        let listOffset: Int
-        switch packet.src {
-        case .v4(let address):
-            listOffset = intervalValue32(sources4, address)
-        case .v6(let address):
-            listOffset = Int(pool32[Int(sources6.values) + CompiledPolicy.search(pool128, sources6, address)])
-        }
-        let sportKey = packet.hasPorts ? UInt32(packet.srcPort) : portlessKey
-        let dportKey = packet.hasPorts ? UInt32(packet.dstPort) : portlessKey
-        let typeKey = packet.isICMP ? Int(packet.icmpType) : notICMPKey
-        let codeKey = packet.isICMP ? Int(packet.icmpCode) : notICMPKey
-        let groupCount = Int(pool32[listOffset])
-        var listIndex = 0
-        while listIndex < groupCount {
-            let groupIndex = Int(pool32[listOffset + 1 + listIndex])
-            listIndex += 1
-            let group = groups[groupIndex]
-            let dstSet: Int
-            switch packet.dst {
-            case .v4(let address):
-                dstSet = intervalValue32(group.dst4, address)
-            case .v6(let address):
-                dstSet = Int(pool32[Int(group.dst6.values) + CompiledPolicy.search(pool128, group.dst6, address)])
-            }
-            let protoSet = Int(pool32[Int(group.protoTable) + Int(packet.proto)])
-            let sportSet = intervalValue32(group.srcPorts, sportKey)
-            let dportSet = intervalValue32(group.dstPorts, dportKey)
-            let typeSet = Int(pool32[Int(group.icmpTypeTable) + typeKey])
-            let codeSet = Int(pool32[Int(group.icmpCodeTable) + codeKey])
-            for word in 0..<Int(group.wordCount) {
-                var matches = bits[dstSet + word] & bits[protoSet + word] & bits[sportSet + word]
-                    & bits[dportSet + word] & bits[typeSet + word] & bits[codeSet + word]
-                while matches != 0 {
-                    let ruleIndex = Int(group.ruleBase) + word << 6 + matches.trailingZeroBitCount
-                    matches &= matches - 1
-                    let rule = rules[ruleIndex]
-                    if rule.needsLearned,
-                       !learned.contains(group: Int(rule.documentGroup), rule: Int(rule.documentRule), address: packet.dst) {
-                        continue
-                    }
-                    if rule.needsTLS {
-                        if rule.audit { continue }
-                        return CompiledVerdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending,
-                                               mode: effectiveMode(group), group: group.documentIndex,
-                                               rule: rule.documentRule, findings: findings)
-                    }
-                    if rule.audit {
-                        if rule.action == ActionCode.deny {
-                            findings.append(group: group.documentIndex, rule: rule.documentRule, enforced: false)
-                        }
-                        continue
-                    }
-                    return finish(rule.action, .rule, group, rule.documentRule, findings)
-                }
-            }
-            if group.defaultAction != 0 {
-                return finish(group.defaultAction, .groupDefault, group, -1, findings)
-            }
-        }
-        var verdict = finish(defaultPolicy, .defaultPolicy, nil, -1, findings)
-        verdict.group = -1
-        return verdict
+        var count = FindingCount()
+        return walk(packet, learned, &count)
+    }
+
+    /// Judges a packet and collects its findings (up to `FindingList.capacity`, the rest counted).
+    public func lookup<Learned: LearnedAddressLookup>(_ packet: PacketQuery, learned: Learned,
+                                                      findings: inout FindingList) -> CompiledVerdict {
+        walk(packet, learned, &findings)
     }
 
     /// Judges a packet when no hostname rule has learned addresses.
@@ -213,34 +162,136 @@ public final class CompiledPolicy: @unchecked Sendable {
         lookup(packet, learned: NoLearnedAddresses())
     }
 
-    @inline(__always)
-    func effectiveMode(_ group: GroupRecord?) -> EvaluationMode {
-        mode == .audit || group?.audit == true ? .audit : .enforce
+    /// The verdict with group and rule ids and the findings, as the reference evaluator reports it.
+    public func report(_ packet: PacketQuery, learned: some LearnedAddressLookup = NoLearnedAddresses()) -> Verdict {
+        var findings = FindingList()
+        let verdict = lookup(packet, learned: learned, findings: &findings)
+        return Verdict(verdict: verdict.verdict, decision: verdict.decision, decidedBy: verdict.decidedBy,
+                       sourceGroup: groupID(verdict.group), rule: ruleID(verdict.group, verdict.rule), mode: verdict.mode,
+                       findings: findings.map {
+                           Finding(sourceGroup: groupID($0.group), rule: ruleID($0.group, $0.rule), enforced: $0.enforced)
+                       })
     }
 
     @inline(__always)
-    func finish(_ code: UInt8, _ decidedBy: DecidedBy, _ group: GroupRecord?, _ rule: Int32, _ findings: FindingList)
-        -> CompiledVerdict
-    {
+    func walk<Learned: LearnedAddressLookup, Sink: FindingSink>(_ packet: PacketQuery, _ learned: Learned,
+                                                                 _ findings: inout Sink) -> CompiledVerdict {
+        if mode == .disabled { return CompiledVerdict.disabled }
+        let listOffset: Int
+        switch packet.src {
+        case .v4(let address):
+            listOffset = intervalValue32(sources4, address)
+        case .v6(let address):
+            listOffset = Int(pool32[Int(sources6.values) + CompiledPolicy.search(pool128, sources6, address)])
+        }
+        let keys = DimensionKeys(packet)
+        let groupCount = Int(pool32[listOffset])
+        var listIndex = 0
+        while listIndex < groupCount {
+            let group = UnsafePointer(groups.baseAddress! + Int(pool32[listOffset + 1 + listIndex]))
+            listIndex += 1
+            if let match = firstMatch(group, packet, keys, learned, &findings) {
+                return match
+            }
+            if group.pointee.defaultAction != 0 {
+                return finish(group.pointee.defaultAction, .groupDefault, group, -1, &findings)
+            }
+        }
+        return finish(defaultPolicy, .defaultPolicy, nil, -1, &findings)
+    }
+
+    /// The keys of the L4 dimensions: the sentinels stand for "no ports" and "not ICMP".
+    struct DimensionKeys {
+        let srcPort: UInt32
+        let dstPort: UInt32
+        let icmpType: Int
+        let icmpCode: Int
+
+        @inline(__always)
+        init(_ packet: PacketQuery) {
+            let hasPorts = packet.hasPorts, isICMP = packet.isICMP
+            srcPort = hasPorts ? UInt32(packet.srcPort) : portlessKey
+            dstPort = hasPorts ? UInt32(packet.dstPort) : portlessKey
+            icmpType = isICMP ? Int(packet.icmpType) : notICMPKey
+            icmpCode = isICMP ? Int(packet.icmpCode) : notICMPKey
+        }
+    }
+
+    /// Walks one group's rules that match the packet, in priority order: returns the verdict of
+    /// the first enforce-mode rule, recording audit-mode denies on the way; nil when none decides.
+    /// Dimensions are looked up most selective first, and a dimension that matches no rule ends
+    /// the group at once: most groups a source belongs to have nothing for a given destination.
+    /// Fields are read through the pointer: copying the record per group costs more than it saves.
+    @inline(__always)
+    func firstMatch<Learned: LearnedAddressLookup, Sink: FindingSink>(
+        _ group: UnsafePointer<GroupRecord>, _ packet: PacketQuery, _ keys: DimensionKeys, _ learned: Learned,
+        _ findings: inout Sink
+    ) -> CompiledVerdict? {
+        let empty = Int(group.pointee.emptySet)
+        let dstSet: Int
+        switch packet.dst {
+        case .v4(let address):
+            dstSet = intervalValue32(group.pointee.dst4, address)
+        case .v6(let address):
+            let dst6 = group.pointee.dst6
+            dstSet = Int(pool32[Int(dst6.values) + CompiledPolicy.search(pool128, dst6, address)])
+        }
+        if dstSet == empty { return nil }
+        let dportSet = intervalValue32(group.pointee.dstPorts, keys.dstPort)
+        if dportSet == empty { return nil }
+        let protoSet = Int(pool32[Int(group.pointee.protoTable) + Int(packet.proto)])
+        if protoSet == empty { return nil }
+        let sportSet = intervalValue32(group.pointee.srcPorts, keys.srcPort)
+        let typeSet = Int(pool32[Int(group.pointee.icmpTypeTable) + keys.icmpType])
+        let codeSet = Int(pool32[Int(group.pointee.icmpCodeTable) + keys.icmpCode])
+        let ruleBase = Int(group.pointee.ruleBase)
+        for word in 0..<Int(group.pointee.wordCount) {
+            var matches = bits[dstSet + word] & bits[protoSet + word] & bits[sportSet + word]
+                & bits[dportSet + word] & bits[typeSet + word] & bits[codeSet + word]
+            while matches != 0 {
+                let rule = rules[ruleBase + word << 6 + matches.trailingZeroBitCount]
+                matches &= matches - 1
+                if rule.needsLearned,
+                   !learned.contains(group: Int(rule.documentGroup), rule: Int(rule.documentRule), address: packet.dst) {
+                    continue
+                }
+                if rule.needsTLS {
+                    if rule.audit { continue }
+                    return CompiledVerdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending,
+                                           mode: effectiveMode(group), group: rule.documentGroup,
+                                           rule: rule.documentRule, findingCount: findings.count)
+                }
+                if rule.audit {
+                    if rule.action == ActionCode.deny {
+                        findings.append(group: rule.documentGroup, rule: rule.documentRule, enforced: false)
+                    }
+                    continue
+                }
+                return finish(rule.action, .rule, group, rule.documentRule, &findings)
+            }
+        }
+        return nil
+    }
+
+    @inline(__always)
+    func effectiveMode(_ group: UnsafePointer<GroupRecord>?) -> EvaluationMode {
+        mode == .audit || group?.pointee.audit == true ? .audit : .enforce
+    }
+
+    /// Applies the audit modes to a decision and records the final deny.
+    @inline(__always)
+    func finish<Sink: FindingSink>(_ code: UInt8, _ decidedBy: DecidedBy, _ group: UnsafePointer<GroupRecord>?,
+                                   _ rule: Int32, _ findings: inout Sink) -> CompiledVerdict {
         let mode = effectiveMode(group)
         let decision = ActionCode.action(code)
-        var findings = findings
+        let groupIndex = group?.pointee.documentIndex ?? -1
         var verdict = decision
         if decision == .deny {
-            findings.append(group: group?.documentIndex ?? -1, rule: rule, enforced: mode == .enforce)
+            findings.append(group: groupIndex, rule: rule, enforced: mode == .enforce)
             if mode != .enforce { verdict = .allow }
         }
         return CompiledVerdict(verdict: verdict, decision: decision, decidedBy: decidedBy, mode: mode,
-                               group: group?.documentIndex ?? -1, rule: rule, findings: findings)
-    }
-
-    /// The verdict with group and rule ids, as the reference evaluator reports it.
-    public func report(_ verdict: CompiledVerdict) -> Verdict {
-        Verdict(verdict: verdict.verdict, decision: verdict.decision, decidedBy: verdict.decidedBy,
-                sourceGroup: groupID(verdict.group), rule: ruleID(verdict.group, verdict.rule), mode: verdict.mode,
-                findings: verdict.findings.map {
-                    Finding(sourceGroup: groupID($0.group), rule: ruleID($0.group, $0.rule), enforced: $0.enforced)
-                })
+                               group: groupIndex, rule: rule, findingCount: findings.count)
     }
 
     func groupID(_ index: Int32) -> String? { index >= 0 ? groupIDs[Int(index)] : nil }
@@ -250,7 +301,7 @@ public final class CompiledPolicy: @unchecked Sendable {
     }
 }
 
-/// A verdict with document indices instead of ids: a plain value the hot path can return.
+/// A verdict with document indices instead of ids: 16 bytes the hot path can return.
 public struct CompiledVerdict: Sendable, Equatable {
     public var verdict: PolicyAction
     public var decision: PolicyAction
@@ -260,15 +311,31 @@ public struct CompiledVerdict: Sendable, Equatable {
     public var group: Int32
     /// Document index of the deciding rule within its group, -1 for none.
     public var rule: Int32
-    public var findings: FindingList
+    /// How many findings the decision produced (list them with `lookup(_:learned:findings:)`).
+    public var findingCount: Int
 
     static let disabled = CompiledVerdict(verdict: .deny, decision: .deny, decidedBy: .disabled, mode: .disabled,
-                                          group: -1, rule: -1, findings: FindingList())
+                                          group: -1, rule: -1, findingCount: 0)
+}
+
+/// Where a lookup puts the findings it meets.
+public protocol FindingSink {
+    /// Findings met so far.
+    var count: Int { get }
+    mutating func append(group: Int32, rule: Int32, enforced: Bool)
+}
+
+/// Counts findings without keeping them: the hot path's sink.
+struct FindingCount: FindingSink {
+    var count = 0
+
+    @inline(__always)
+    mutating func append(group: Int32, rule: Int32, enforced: Bool) { count += 1 }
 }
 
 /// Up to four findings held inline, so a verdict never allocates; `dropped` counts the rest
 /// (only a policy with more than three matching audit rules on one path gets there).
-public struct FindingList: Sendable, Equatable {
+public struct FindingList: FindingSink, Sendable, Equatable {
     /// One finding by document indices (-1 for none).
     public struct Entry: Sendable, Equatable {
         public var group: Int32
@@ -278,16 +345,18 @@ public struct FindingList: Sendable, Equatable {
 
     public static let capacity = 4
     private var storage: (Entry, Entry, Entry, Entry) = (.none, .none, .none, .none)
+    /// Findings met, held or not.
+    public var count: Int { held + dropped }
     /// Findings held.
-    public private(set) var count = 0
+    public private(set) var held = 0
     /// Findings that did not fit.
     public private(set) var dropped = 0
 
     public init() {}
 
-    mutating func append(group: Int32, rule: Int32, enforced: Bool) {
+    public mutating func append(group: Int32, rule: Int32, enforced: Bool) {
         let entry = Entry(group: group, rule: rule, enforced: enforced)
-        switch count {
+        switch held {
         case 0: storage.0 = entry
         case 1: storage.1 = entry
         case 2: storage.2 = entry
@@ -296,11 +365,11 @@ public struct FindingList: Sendable, Equatable {
             dropped += 1
             return
         }
-        count += 1
+        held += 1
     }
 
     public subscript(index: Int) -> Entry {
-        precondition(index >= 0 && index < count, "finding index out of range")
+        precondition(index >= 0 && index < held, "finding index out of range")
         switch index {
         case 0: return storage.0
         case 1: return storage.1
@@ -310,10 +379,10 @@ public struct FindingList: Sendable, Equatable {
     }
 
     /// Maps the findings held (allocates; for reports, not the hot path).
-    public func map<T>(_ transform: (Entry) -> T) -> [T] { (0..<count).map { transform(self[$0]) } }
+    public func map<T>(_ transform: (Entry) -> T) -> [T] { (0..<held).map { transform(self[$0]) } }
 
     public static func == (lhs: FindingList, rhs: FindingList) -> Bool {
-        lhs.count == rhs.count && lhs.dropped == rhs.dropped && (0..<lhs.count).allSatisfy { lhs[$0] == rhs[$0] }
+        lhs.held == rhs.held && lhs.dropped == rhs.dropped && (0..<lhs.held).allSatisfy { lhs[$0] == rhs[$0] }
     }
 }
 

@@ -83,6 +83,7 @@ public enum PolicyCompiler {
             record.wordCount = Int32(wordCount)
             record.documentIndex = Int32(documentIndex)
             record.audit = group.mode == .audit
+            record.emptySet = Int32(store(empty))
             record.defaultAction = group.defaultAction.map { $0 == .allow ? ActionCode.allow : ActionCode.deny } ?? 0
 
             var dstAny = empty, dst4: [(lower: UInt32, upper: UInt32, bit: Int)] = []
