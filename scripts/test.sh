@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine (system packages, the XDP program) and runs the whole test suite:
+# unit tests everywhere, and as root the integration tests in network namespaces. `.ci/run` calls
+# exactly this. Debug builds: benchmarks are not part of it (see docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export PATH=/opt/swift/usr/bin:$PATH
+bash bpf/build.sh
+
+if [ "$(id -u)" != 0 ]; then
+    echo "NOTE: not root: the namespace, XDP and AF_XDP integration tests will be SKIPPED (each says why)."
+fi
+
+# Build once, tests included: several tests run the built `sluice` binary.
+swift build --build-tests
+swift test --skip-build "$@"
