@@ -96,12 +96,12 @@ let package = Package(
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
         .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),
-        .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
+        .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket", "SluicePolicyGen"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
         // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even
         // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.
         .target(name: "SluiceWire"),
-        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicyGen"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
         // The child process of the store's crash test: a write storm that is killed with SIGKILL.
         .executableTarget(name: "StoreStressHelper", dependencies: ["SluiceStore"], path: "Tests/StoreStressHelper"),

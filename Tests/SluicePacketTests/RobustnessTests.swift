@@ -3,20 +3,11 @@
 // None may trap; every successful parse must describe offsets inside the frame.
 
 import SluicePacket
+import SluicePolicyGen
 import Testing
 
-/// A small deterministic generator (SplitMix64) so a fuzz failure reproduces from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The project's seeded generator (SplitMix64), so a fuzz failure reproduces from its seed.
+typealias SplitMix64 = SeededRandom
 
 /// Checks what a successful parse promises about offsets, and exercises the code that runs on
 /// parsed packets (checksums, ICMP error generation), which must not trap either.

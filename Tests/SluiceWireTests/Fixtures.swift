@@ -1,6 +1,7 @@
 // Loads the captured hex fixtures (Fixtures/, see Fixtures/README.md) and provides the seeded random
 // generator the mutation fuzz tests share, so every run explores the same inputs.
 import Foundation
+import SluicePolicyGen
 
 enum Fixture {
     /// The lines of `Fixtures/<path>` decoded from hex: one datagram or one TCP read per line.
@@ -41,20 +42,8 @@ enum Fixture {
     }
 }
 
-/// SplitMix64: small, fast, and the same sequence on every platform for a given seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The project's seeded generator (SplitMix64), so a fuzz failure reproduces from its seed.
+typealias SeededGenerator = SeededRandom
 
 /// Applies one to four random edits of the kinds that break parsers: bit flips, random bytes,
 /// compression-pointer-shaped bytes, insertions, deletions, truncation and length-field extremes.
