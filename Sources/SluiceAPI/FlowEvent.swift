@@ -112,6 +112,12 @@ public struct FlowEvent: Sendable, Equatable, Encodable {
     }
 }
 
+/// Query parameters that are not valid filters, each with its problem.
+public struct InvalidFlowFilter: Error, Equatable {
+    /// One entry per bad parameter (`path` is the parameter's name).
+    public var issues: [APIErrorDetail]
+}
+
 /// The filters of the wiretap stream; every one that is set must match (nil: any).
 public struct FlowFilter: Sendable, Equatable {
     /// Source inside this prefix.
@@ -142,7 +148,7 @@ public struct FlowFilter: Sendable, Equatable {
 
     /// The filter of a query string (`src_cidr`, `dst_cidr`, `hostname`, `proto`, `src_port`,
     /// `dst_port`), or every problem with the parameter it concerns.
-    public static func parse(_ query: (String) -> String?) -> Result<FlowFilter, [APIErrorDetail]> {
+    public static func parse(_ query: (String) -> String?) -> Result<FlowFilter, InvalidFlowFilter> {
         var filter = FlowFilter()
         var issues: [APIErrorDetail] = []
         for (name, keyPath) in [("src_cidr", \FlowFilter.srcCIDR), ("dst_cidr", \FlowFilter.dstCIDR)] {
@@ -178,7 +184,7 @@ public struct FlowFilter: Sendable, Equatable {
                 issues.append(.init(path: name, message: "expected a port from 0 to 65535"))
             }
         }
-        return issues.isEmpty ? .success(filter) : .failure(issues)
+        return issues.isEmpty ? .success(filter) : .failure(InvalidFlowFilter(issues: issues))
     }
 
     /// Whether the event passes every filter that is set.

@@ -31,11 +31,11 @@ public final class SluiceMetrics: Sendable {
     /// never the concrete path, so ids cannot explode the label space).
     public func recordRequest(route: String, method: String, status: Int, duration: Duration) {
         registry.makeCounter(
-            descriptor: .init(name: "sluice_api_requests_total", helpText: "API requests by route, method and status"),
+            descriptor: Self.descriptor("sluice_api_requests_total", "API requests by route, method and status"),
             labels: [("route", route), ("method", method), ("status", String(status))]
         ).increment()
         registry.makeDurationHistogram(
-            descriptor: .init(name: "sluice_api_request_duration_seconds", helpText: "API request latency"),
+            descriptor: Self.descriptor("sluice_api_request_duration_seconds", "API request latency"),
             labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
         ).record(duration)
     }
@@ -43,20 +43,25 @@ public final class SluiceMetrics: Sendable {
     /// Records the latency of one store write (`op`: create_policy, set_performance_mode, ...).
     public func recordStoreWrite(op: String, duration: Duration, failed: Bool) {
         registry.makeDurationHistogram(
-            descriptor: .init(name: "sluice_store_write_duration_seconds", helpText: "Durable store write latency"),
+            descriptor: Self.descriptor("sluice_store_write_duration_seconds", "Durable store write latency"),
             labels: [("op", op)], buckets: Self.storeBuckets
         ).record(duration)
         if failed {
             registry.makeCounter(
-                descriptor: .init(name: "sluice_store_write_errors_total", helpText: "Failed store writes"),
+                descriptor: Self.descriptor("sluice_store_write_errors_total", "Failed store writes"),
                 labels: [("op", op)]
             ).increment()
         }
     }
 
+    /// A full metric name with its help text (the unit is part of our names already).
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
     /// Sets a gauge to a value read at scrape time.
     func set(_ name: String, _ value: Double, help: String, labels: [(String, String)] = []) {
-        registry.makeGauge(descriptor: .init(name: name, helpText: help), labels: labels).set(value)
+        registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels).set(value)
     }
 
     /// Reads the current state of every component and renders the Prometheus text exposition.

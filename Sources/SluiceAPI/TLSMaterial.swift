@@ -63,7 +63,9 @@ public struct TLSMaterial: Sendable {
         }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
-            Critical(KeyUsage(digitalSignature: true))
+            // keyCertSign: the certificate is its own issuer, and BoringSSL (the CLI's `--cacert`, via
+            // swift-nio-ssl) only accepts a self-signed trust anchor whose key may sign certificates.
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
             try ExtendedKeyUsage([.serverAuth])
             SubjectAlternativeNames(alternativeNames)
         }

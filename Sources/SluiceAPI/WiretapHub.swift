@@ -40,6 +40,13 @@ public struct WiretapStatistics: Sendable, Equatable, Codable {
         case subscribers, published, dropped
         case rateLimited = "rate_limited"
     }
+
+    public init(subscribers: Int, published: UInt64, rateLimited: UInt64, dropped: UInt64) {
+        self.subscribers = subscribers
+        self.published = published
+        self.rateLimited = rateLimited
+        self.dropped = dropped
+    }
 }
 
 /// One client's view of the stream. Ends when the hub shuts down; cancel it when the client leaves.

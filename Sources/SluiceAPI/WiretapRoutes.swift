@@ -7,6 +7,7 @@
 // lost so far; a `: keep-alive` comment every 15 s keeps proxies from closing an idle stream and
 // notices a client that left. Needs performance mode, like the audit findings.
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -29,7 +30,7 @@ struct WiretapRoutes {
         let filter: FlowFilter
         switch FlowFilter.parse({ query.get($0) }) {
         case .success(let parsed): filter = parsed
-        case .failure(let issues): throw APIError(.badRequest, "invalid wiretap filter", details: issues)
+        case .failure(let invalid): throw APIError(.badRequest, "invalid wiretap filter", details: invalid.issues)
         }
         let subscription = deps.wiretap.subscribe(filter, bufferSize: Self.bufferSize)
         let headers: HTTPFields = [

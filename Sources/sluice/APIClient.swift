@@ -5,6 +5,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import SluiceAPI
 import SluicePolicy

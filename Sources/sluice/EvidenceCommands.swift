@@ -5,6 +5,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import SluicePolicy
 
 /// `sluice audit …`.
@@ -154,7 +155,7 @@ struct WiretapCommand: AsyncParsableCommand {
             for try await chunk in response.body {
                 for event in parser.feed(Array(chunk.readableBytesView)) {
                     print(render(event))
-                    fflush(stdout)
+                    fflush(nil)  // every open stream: a pipe to `grep` sees each event at once
                     if event.name == "flow" || event.name == "flow_end" { seen += 1 }
                     if let count, seen >= count { return }
                 }
@@ -166,7 +167,7 @@ struct WiretapCommand: AsyncParsableCommand {
         let data = (try? JSONValue.parse(Array(event.data.utf8))) ?? .string(event.data)
         if client.json {
             guard case .object(let members) = data else { return data.jsonText }
-            return JSONValue.object([("event", .string(event.name))] + members).jsonText
+            return JSONValue.object([(key: "event", value: .string(event.name))] + members).jsonText
         }
         if event.name == "dropped" {
             return "(this client was too slow: \(data["dropped"]?.text ?? "?") events dropped so far)"

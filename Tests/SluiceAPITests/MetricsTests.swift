@@ -32,11 +32,12 @@ struct CountingDNSProxy: DNSProxyControl {
 @Suite struct MetricsTests {
     @Test func scrapeShowsRequestsPolicyStoreAndComponentCounters() async throws {
         let metrics = SluiceMetrics()
-        var fixture = try await APIFixture(metrics: metrics)
+        var setup = try await APIFixture(metrics: metrics)
         let dataplane = CountingDataplane()
-        fixture.deps.dataplane = dataplane
-        fixture.deps.dnsProxy = CountingDNSProxy()
-        fixture.deps.deployer = PolicyDeployer(store: fixture.deps.store, dataplane: dataplane)
+        setup.deps.dataplane = dataplane
+        setup.deps.dnsProxy = CountingDNSProxy()
+        setup.deps.deployer = PolicyDeployer(store: setup.deps.store, dataplane: dataplane)
+        let fixture = setup
         try await fixture.application().test(.router) { client in
             let put = try await client.execute(
                 uri: "/api/v1/policies/by-name/office-egress", method: .put, headers: headers(token: fixture.adminToken),

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import SluiceAPI
 import SluicePolicy
+import SluiceStore
 import Testing
 
 /// The subset of JSON Schema 2020-12 the document uses.

@@ -72,7 +72,7 @@ import Testing
             #expect(auditRows.count == 1)
             #expect(auditRows.first?["enforced"] as? Bool == false && auditRows.first?["count"] as? Int == 2)
             let cache = try await client.execute(uri: "/api/v1/dns-cache", method: .get, headers: admin)
-            #expect(cache.status == .ok && (try json(cache)["entries"] as? [Any])?.isEmpty == true)
+            #expect(try cache.status == .ok && (json(cache)["entries"] as? [Any])?.isEmpty == true)
 
             // Step 6: promote, changing only the mode (GET, change mode, PUT with If-Match).
             let current = try await client.execute(
@@ -114,7 +114,7 @@ import Testing
                 uri: "/api/v1/policies/by-name/office-egress", method: .put,
                 headers: headers(token: fixture.adminToken, [.ifMatch: try #require(again.headers[.eTag])]),
                 body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: back)))
-            #expect(flipped.status == .ok && (try json(flipped)["mode"] as? String) == "audit")
+            #expect(try flipped.status == .ok && (json(flipped)["mode"] as? String) == "audit")
             let versions = try json(
                 try await client.execute(uri: "/api/v1/policies/\(policyID)/versions", method: .get, headers: admin))
             #expect((versions["versions"] as? [[String: Any]])?.map { $0["mode"] as? String } == [

@@ -47,9 +47,9 @@ func collect(_ subscription: FlowSubscription, count: Int) async -> [FlowEvent] 
         #expect(FlowFilter().matches(syntheticFlow(1, src: "2001:db8::1", dst: "2001:db8::2")))
 
         let bad = ["src_cidr": "10.0.0.0/33", "proto": "tcpx", "dst_port": "70000"]
-        guard case .failure(let issues) = FlowFilter.parse({ bad[$0] })
+        guard case .failure(let invalid) = FlowFilter.parse({ bad[$0] })
         else { Issue.record("bad filters accepted"); return }
-        #expect(issues.map(\.path) == ["src_cidr", "proto", "dst_port"])
+        #expect(invalid.issues.map(\.path) == ["src_cidr", "proto", "dst_port"])
     }
 
     @Test func atMostOneEventPerFlowPerSecondAndEndsAlwaysPass() async {

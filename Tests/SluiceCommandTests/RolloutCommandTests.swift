@@ -184,7 +184,8 @@ struct RolloutCommandTests {
         // Metrics on their own listener, no token.
         let metrics = try gateway.curl(["-s", "http://127.0.0.1:\(gateway.metricsPort)/metrics"])
         #expect(metrics.stdout.contains(#"sluice_api_requests_total{route="/api/v1/policies/by-name/{name}",method="PUT",status="200"}"#))
-        #expect(metrics.stdout.contains("sluice_policy_generation 4.0"))
+        // Generation 1 is the start-up deployment (no policy yet); each of the 4 writes adds one.
+        #expect(metrics.stdout.contains("sluice_policy_generation 5.0"))
         #expect(metrics.stdout.contains(#"sluice_store_write_duration_seconds_count{op="upsert_policy"} 4"#))
 
         // Delete, then it is gone.
