@@ -68,7 +68,9 @@ public enum OpenAPIDocument {
         return .object(members)
     }
     static func error(_ description: String) -> Doc { response(description, ref("Error")) }
-    static let etagHeader: Doc = ["ETag": ["description": "\"<id>.<version>\"; send it back in If-Match", "schema": string]]
+    static let etagHeader: Doc = [
+        "ETag": ["description": "\"<id>.<version>\"; send it back in If-Match", "schema": string],
+    ]
 
     static func parameter(_ name: String, in place: String, _ description: String, _ schema: Doc = string,
                           required: Bool = false) -> Doc {
@@ -384,7 +386,8 @@ public enum OpenAPIDocument {
             ("Deployment", object("Which generation runs and whether the dataplane confirmed it",
                                   required: ["generation", "compiled", "dataplane"], [
                 ("generation", integer), ("policy_id", string), ("version", integer), ("mode", ref("PolicyMode")),
-                ("compiled", boolean), ("dataplane", enumeration(["confirmed", "unconfirmed", "failed", "absent", "none"])),
+                ("compiled", boolean),
+                ("dataplane", enumeration(["confirmed", "unconfirmed", "failed", "absent", "none"])),
                 ("error", string),
             ])),
             ("PolicyList", object("Policies", required: ["policies"], [("policies", array(ref("PolicyRecord")))])),
@@ -393,7 +396,9 @@ public enum OpenAPIDocument {
                 ("policy_id", string), ("version", integer), ("name", string), ("mode", ref("PolicyMode")),
                 ("created_at", dateTime), ("actor", string), ("policy", ref("PolicyConfig")),
             ])),
-            ("PolicyVersionList", object("Versions", required: ["versions"], [("versions", array(ref("PolicyVersion")))])),
+            ("PolicyVersionList", object("Versions", required: ["versions"], [
+                ("versions", array(ref("PolicyVersion"))),
+            ])),
             ("PerformanceMode", object("The event surfaces setting", required: ["enabled"], [("enabled", boolean)])),
             ("Finding", object("An aggregated deny (enforced) or would-be deny (audit)", required: [
                 "finding_type", "policy_id", "enforced", "first_seen", "last_seen", "count",

@@ -91,7 +91,8 @@ public final class SluiceMetrics: Sendable {
         }
         set("sluice_dns_proxy_present", deps.dnsProxy.isPresent ? 1 : 0, help: "1 when a DNS proxy runs")
         for (name, value) in await deps.dnsProxy.counters() {
-            set("sluice_dns_counter", Double(value), help: "DNS proxy counters (/api/v1/stats)", labels: [("counter", name)])
+            set("sluice_dns_counter", Double(value), help: "DNS proxy counters (/api/v1/stats)",
+                labels: [("counter", name)])
         }
         set("sluice_findings_dropped", Double(await deps.findings.dropped),
             help: "Audit observations dropped because the in-memory aggregate was full")

@@ -73,6 +73,7 @@ struct WiretapRoutes {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array("event: \(event.kind.rawValue)\ndata: ".utf8) + Array(try encoder.encode(event)) + Array("\n\n".utf8)
+        let head = Array("event: \(event.kind.rawValue)\ndata: ".utf8)
+        return head + Array(try encoder.encode(event)) + Array("\n\n".utf8)
     }
 }

@@ -149,7 +149,9 @@ struct WiretapCommand: AsyncParsableCommand {
                 throw APIClient.serverError(APIReply(
                     status: Int(response.status.code), headers: [], body: Array(body.readableBytesView)))
             }
-            if !client.json { print("TIME                  EVENT  VERDICT  PROTO   SOURCE  →  DESTINATION  HOST  GROUP/RULE") }
+            if !client.json {
+                print("TIME                  EVENT  VERDICT  PROTO   SOURCE  →  DESTINATION  HOST  GROUP/RULE  SIZE")
+            }
             var parser = ServerSentEventParser()
             var seen = 0
             for try await chunk in response.body {

@@ -219,7 +219,8 @@ struct PolicyHistoryCommand: AsyncParsableCommand {
                     let policyChanged = previous["policy"] != version["policy"]
                     let modeChanged = previous["mode"] != version["mode"]
                     switch (policyChanged, modeChanged) {
-                    case (false, true): change = "mode \(previous["mode"]?.text ?? "?") → \(version["mode"]?.text ?? "?")"
+                    case (false, true):
+                        change = "mode \(previous["mode"]?.text ?? "?") → \(version["mode"]?.text ?? "?")"
                     case (true, true): change = "policy and mode changed"
                     case (true, false): change = "policy changed"
                     case (false, false): change = "rewritten unchanged"

@@ -1,5 +1,6 @@
 // GET /metrics on the metrics listener: request counts by route template and status, latency,
-// policy generation, store write latency, and the counters (gauges print as doubles, 1.0) a dataplane and a DNS proxy expose.
+// policy generation, store write latency, and the counters a dataplane and a DNS proxy expose
+// (gauges print as doubles: 1.0).
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -23,7 +24,8 @@ struct CountingDNSProxy: DNSProxyControl {
     var isPresent: Bool { true }
     func cacheEntries() async -> [DNSCacheEntry] {
         [DNSCacheEntry(hostname: "api.example.com",
-                       addresses: [.init(address: "203.0.113.7", expiresAt: Date(timeIntervalSince1970: 1_800_000_060))],
+                       addresses: [.init(address: "203.0.113.7",
+                                         expiresAt: Date(timeIntervalSince1970: 1_800_000_060))],
                        rule: "branch-office/allow-api")]
     }
     func counters() async -> [String: UInt64] { ["queries": 42] }
@@ -40,7 +42,8 @@ struct CountingDNSProxy: DNSProxyControl {
         let fixture = setup
         try await fixture.application().test(.router) { client in
             let put = try await client.execute(
-                uri: "/api/v1/policies/by-name/office-egress", method: .put, headers: headers(token: fixture.adminToken),
+                uri: "/api/v1/policies/by-name/office-egress", method: .put,
+                headers: headers(token: fixture.adminToken),
                 body: body(policyEnvelope()))
             #expect(put.status == .created)
             _ = try await client.execute(uri: "/api/v1/policies/by-name/missing", method: .get,

@@ -59,8 +59,12 @@ struct SchemaValidator {
             problems.append("\(path): \(value) is not one of \(allowed)")
         }
         if case .int(let number) = value {
-            if case .int(let minimum)? = member(schema, "minimum"), number < minimum { problems.append("\(path): < min") }
-            if case .int(let maximum)? = member(schema, "maximum"), number > maximum { problems.append("\(path): > max") }
+            if case .int(let minimum)? = member(schema, "minimum"), number < minimum {
+                problems.append("\(path): below the minimum")
+            }
+            if case .int(let maximum)? = member(schema, "maximum"), number > maximum {
+                problems.append("\(path): above the maximum")
+            }
         }
         if case .string(let text) = value, case .string(let pattern)? = member(schema, "pattern"),
             text.range(of: pattern, options: .regularExpression) == nil
@@ -93,7 +97,9 @@ struct SchemaValidator {
             let passing = choices.filter { validate(value, $0, at: path).isEmpty }.count
             if passing != 1 { problems.append("\(path): matches \(passing) of the oneOf alternatives, not exactly 1") }
         }
-        if case .array(let choices)? = member(schema, "anyOf"), !choices.contains(where: { validate(value, $0).isEmpty }) {
+        if case .array(let choices)? = member(schema, "anyOf"),
+            !choices.contains(where: { validate(value, $0).isEmpty })
+        {
             problems.append("\(path): matches none of the anyOf alternatives")
         }
         return problems
@@ -125,7 +131,8 @@ struct SchemaValidator {
             for (method, _) in operations { documented.insert("\(method) \(path)") }
         }
         #expect(registered.subtracting(documented).isEmpty, "undocumented: \(registered.subtracting(documented))")
-        #expect(documented.subtracting(registered).isEmpty, "documented but absent: \(documented.subtracting(registered))")
+        #expect(documented.subtracting(registered).isEmpty,
+                "documented but absent: \(documented.subtracting(registered))")
         #expect(registered.count >= 25)
         #expect(validator.member(document, "openapi") == .string("3.1.0"))
         for name in ["OpenApiPolicyUpsertRequest", "PolicyConfig", "SourceGroupConfig", "SourcesConfig", "RuleConfig",
@@ -154,7 +161,8 @@ struct SchemaValidator {
     @Test func theSpecsExamplesValidateAgainstThePolicySchemas() throws {
         // The untagged unions of 002_eb952a1ed75b84b3.txt, each form.
         let request = try JSONValue.parse(Array(policyEnvelope().utf8))
-        #expect(validator.validate(request, .object([("$ref", .string("#/components/schemas/OpenApiPolicyUpsertRequest"))])) == [])
+        let requestSchema = JSONValue.object([("$ref", .string("#/components/schemas/OpenApiPolicyUpsertRequest"))])
+        #expect(validator.validate(request, requestSchema) == [])
         let forms = #"""
             {"dst_ports": [443, "80-81"], "proto": 6, "tls": {"mode": "metadata", "sni": ".*\\.example\\.com",
              "server_san": ["api.example.com"], "server_cn": {"exact": ["api.example.com"], "regex": "x"}}}
@@ -210,7 +218,8 @@ struct SchemaValidator {
             _ = try await check(
                 .get, "/api/v1/settings/performance-mode", documented: "/api/v1/settings/performance-mode", expect: .ok)
             await fixture.deps.findings.record(
-                AuditFinding(type: "packet_deny", policyID: id, sourceGroup: "branch-office", destination: "203.0.113.7",
+                AuditFinding(type: "packet_deny", policyID: id, sourceGroup: "branch-office",
+                             destination: "203.0.113.7",
                              port: 22, proto: "tcp", enforced: false, firstSeen: Date(), lastSeen: Date()))
             _ = try await check(.get, "/api/v1/audit/findings", documented: "/api/v1/audit/findings", expect: .ok)
             _ = try await check(
@@ -222,12 +231,16 @@ struct SchemaValidator {
             let first = validator.member(accounts, "service_accounts").flatMap { value -> JSONValue? in
                 if case .array(let values) = value { return values.first } else { return nil }
             }
-            guard case .string(let accountID)? = validator.member(first, "id") else { Issue.record("no account"); return }
+            guard case .string(let accountID)? = validator.member(first, "id") else {
+                Issue.record("no account")
+                return
+            }
             _ = try await check(
                 .post, "/api/v1/service-accounts/\(accountID)/tokens",
                 documented: "/api/v1/service-accounts/{id}/tokens", body: #"{"name": "ci"}"#, expect: .created)
             _ = try await check(
-                .get, "/api/v1/service-accounts/\(accountID)/tokens", documented: "/api/v1/service-accounts/{id}/tokens",
+                .get, "/api/v1/service-accounts/\(accountID)/tokens",
+                documented: "/api/v1/service-accounts/{id}/tokens",
                 expect: .ok)
             _ = try await check(.get, "/api/v1/policies/nope", documented: "/api/v1/policies/{id}", expect: .notFound)
 

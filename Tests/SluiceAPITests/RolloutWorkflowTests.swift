@@ -80,7 +80,9 @@ import Testing
             let etag = try #require(current.headers[.eTag])
             var promoted = try json(current)
             let body1 = try JSONSerialization.data(withJSONObject: promoted["policy"] as Any, options: .sortedKeys)
-            let envelope: [String: Any] = ["mode": "enforce", "name": "office-egress", "policy": promoted["policy"] as Any]
+            let envelope: [String: Any] = [
+                "mode": "enforce", "name": "office-egress", "policy": promoted["policy"] as Any,
+            ]
             let put = try await client.execute(
                 uri: "/api/v1/policies/by-name/office-egress", method: .put, headers: headers(token: fixture.adminToken,
                 [.ifMatch: etag]), body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: envelope)))
@@ -109,7 +111,9 @@ import Testing
             // Flip back to audit, again only the mode.
             let again = try await client.execute(
                 uri: "/api/v1/policies/by-name/office-egress", method: .get, headers: admin)
-            let back: [String: Any] = ["mode": "audit", "name": "office-egress", "policy": try json(again)["policy"] as Any]
+            let back: [String: Any] = [
+                "mode": "audit", "name": "office-egress", "policy": try json(again)["policy"] as Any,
+            ]
             let flipped = try await client.execute(
                 uri: "/api/v1/policies/by-name/office-egress", method: .put,
                 headers: headers(token: fixture.adminToken, [.ifMatch: try #require(again.headers[.eTag])]),
