@@ -218,6 +218,32 @@ struct RolloutCommandTests {
         #expect(gateway.stop() == 0, "SIGTERM must stop sluice run cleanly")
     }
 
+    @Test func sigtermWithAConnectedWiretapClientStopsAtOnce() async throws {
+        let gateway = try await RunningGateway()
+        defer { gateway.stop() }
+        let tap = Process()
+        tap.executableURL = sluiceBinary
+        tap.arguments = ["wiretap", "--server", gateway.server, "--insecure"]
+        tap.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_TOKEN": gateway.admin]) { $1 }
+        tap.standardOutput = FileHandle.nullDevice
+        tap.standardError = FileHandle.nullDevice
+        try tap.run()
+        defer { if tap.isRunning { kill(tap.processIdentifier, SIGKILL) } }
+        var subscribed = false
+        for _ in 0..<50 where !subscribed {
+            let stats = try object(try gateway.cli(["stats", "--json"]).stdout)
+            subscribed = (stats["wiretap"] as? [String: Any])?["subscribers"] as? Int == 1
+            if !subscribed { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try #require(subscribed)
+        let start = ContinuousClock.now
+        // The hub ends the stream before the server drains; the client sees the end and exits 0.
+        #expect(gateway.stop() == 0)
+        #expect(ContinuousClock.now - start < .seconds(3), "an open SSE stream held up SIGTERM")
+        tap.waitUntilExit()
+        #expect(tap.terminationStatus == 0)
+    }
+
     @Test func errorsAreClearAndExitNonZero() async throws {
         let gateway = try await RunningGateway()
         defer { gateway.stop() }
