@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The CLI client of the management API (`sluice policy apply`, `sluice stats`, ...).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
@@ -88,6 +90,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Benchmarks live in bench/ and never run in the test suite (docs/benchmarks.md).
@@ -109,6 +115,7 @@ let package = Package(
             name: "SluiceAPITests",
             dependencies: [
                 "SluiceAPI",
+                "SluicePolicy",
                 "SluiceStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -284,6 +284,7 @@ struct StatsJSON: ResponseEncodable, Decodable {
     var dataplane: DataplaneStatsJSON
     var dns: ComponentCountersJSON
     var findings: FindingStatsJSON
+    var wiretap: WiretapStatistics
 }
 
 /// The dataplane part of the stats.

@@ -1,5 +1,5 @@
-// Builds the management API: the router with its middleware (error shape, then bearer auth on
-// /api/v1) and the Hummingbird application on HTTPS (or plain HTTP on loopback when asked).
+// Builds the management API: the router with its middleware (request metrics, error shape, then
+// bearer auth on /api/v1) and the Hummingbird application on HTTPS (or plain HTTP on loopback when asked).
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -23,11 +23,18 @@ public struct APIDependencies: Sendable {
     public var findings: FindingRecorder
     /// Failed-authentication limiter, per client address.
     public var authLimiter: FailedAuthLimiter
+    /// Live flow events for the wiretap stream (the dataplane publishes into a WiretapHub).
+    public var wiretap: any FlowEventSource
+    /// Prometheus metrics: request counts and latency, filled by the router's middleware.
+    public var metrics: SluiceMetrics
 
     public init(
         store: any ManagementStore, deployer: PolicyDeployer, dataplane: any DataplaneControl,
-        dnsProxy: any DNSProxyControl, findings: FindingRecorder, authLimiter: FailedAuthLimiter = FailedAuthLimiter()
+        dnsProxy: any DNSProxyControl, findings: FindingRecorder, authLimiter: FailedAuthLimiter = FailedAuthLimiter(),
+        wiretap: any FlowEventSource = WiretapHub(), metrics: SluiceMetrics = SluiceMetrics()
     ) {
+        self.wiretap = wiretap
+        self.metrics = metrics
         self.store = store
         self.deployer = deployer
         self.dataplane = dataplane
@@ -71,13 +78,16 @@ public enum APIServer {
     /// The router with every route and middleware.
     public static func router(_ deps: APIDependencies) -> Router<SluiceRequestContext> {
         let router = Router(context: SluiceRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: deps.metrics))
         router.add(middleware: APIErrorMiddleware())
         HealthRoutes(deps: deps).register(on: router)
+        OpenAPIRoutes().register(on: router)
         let api = router.group("api/v1")
             .add(middleware: TokenAuthMiddleware(store: deps.store, limiter: deps.authLimiter))
         PolicyRoutes(deps: deps).register(on: api)
         OperationsRoutes(deps: deps).register(on: api)
         AccountRoutes(deps: deps).register(on: api)
+        WiretapRoutes(deps: deps).register(on: api)
         return router
     }
 

@@ -1,5 +1,5 @@
 // The operator's evidence and settings surfaces: stats, performance mode, audit findings, the DNS
-// cache and the admin log. Findings (and later the wiretap) need performance mode on: when it is
+// cache and the admin log. Findings (and the wiretap, WiretapRoutes) need performance mode on: when it is
 // off they answer 503 with the exact request that turns it on.
 import Foundation
 import Hummingbird
@@ -25,7 +25,8 @@ struct OperationsRoutes {
                 kind: status.kind, running: status.running, confirmedGeneration: status.confirmedGeneration,
                 detail: status.detail, counters: await deps.dataplane.counters()),
             dns: ComponentCountersJSON(present: deps.dnsProxy.isPresent, counters: await deps.dnsProxy.counters()),
-            findings: FindingStatsJSON(dropped: await deps.findings.dropped))
+            findings: FindingStatsJSON(dropped: await deps.findings.dropped),
+            wiretap: deps.wiretap.statistics)
     }
 
     @Sendable func getPerformanceMode(_ request: Request, context: SluiceRequestContext) async throws
@@ -44,7 +45,7 @@ struct OperationsRoutes {
     }
 
     @Sendable func findings(_ request: Request, context: SluiceRequestContext) async throws -> FindingListJSON {
-        try await requirePerformanceMode()
+        try await Self.requirePerformanceMode(deps.store)
         let query = request.uri.queryParameters
         var filter = FindingFilter(
             type: query.get("finding_type"), sourceGroup: query.get("source_group"), policyID: query.get("policy_id"))
@@ -89,8 +90,9 @@ struct OperationsRoutes {
             entries: try await deps.store.adminLog(limit: limit, beforeSeq: before).map(AdminLogEntryJSON.init))
     }
 
-    func requirePerformanceMode() async throws {
-        if try await !deps.store.performanceMode() {
+    /// The gate of the event surfaces (findings, wiretap): 503 naming the request that lifts it.
+    static func requirePerformanceMode(_ store: any ManagementStore) async throws {
+        if try await !store.performanceMode() {
             throw APIError(
                 .serviceUnavailable,
                 "performance mode is disabled; enable it with PUT /api/v1/settings/performance-mode {\"enabled\": true}"

@@ -63,7 +63,9 @@ public struct TLSMaterial: Sendable {
         }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
-            Critical(KeyUsage(digitalSignature: true))
+            // keyCertSign: the certificate is its own issuer, and BoringSSL (the CLI's `--cacert`, via
+            // swift-nio-ssl) only accepts a self-signed trust anchor whose key may sign certificates.
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
             try ExtendedKeyUsage([.serverAuth])
             SubjectAlternativeNames(alternativeNames)
         }
@@ -83,6 +85,10 @@ public struct TLSMaterial: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
+        // How long a closing connection waits for the client's close_notify (NIOSSL's default is 5 s):
+        // at SIGTERM every connected client (a wiretap stream, a keep-alive) would otherwise hold the
+        // stop for the full 5 s, and a client that has gone never answers anyway.
+        configuration.shutdownTimeout = .seconds(1)
         return configuration
     }
 

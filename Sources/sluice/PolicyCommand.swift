@@ -1,5 +1,6 @@
 // `sluice policy check|eval`: the operator's dry run of a policy file, with no gateway and no
-// API: does it validate, and what would it do to this packet or this DNS query.
+// API: does it validate, and what would it do to this packet or this DNS query. The subcommands
+// that talk to a running gateway are in PolicyCommand+Server.swift.
 import ArgumentParser
 import Foundation
 import SluicePolicy
@@ -8,8 +9,16 @@ import SluicePolicy
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check a policy file and see what it does to a packet or a DNS query.",
-        subcommands: [PolicyCheckCommand.self, PolicyEvalCommand.self]
+        abstract: "Check policy files locally, and manage the policies of a running gateway.",
+        discussion: """
+        Local, no gateway needed: check, eval. Against the management API (--server, --token or \
+        SLUICE_TOKEN, --insecure or --cacert for the self-signed certificate): apply, list, get, delete, \
+        mode, history.
+        """,
+        subcommands: [
+            PolicyCheckCommand.self, PolicyEvalCommand.self, PolicyApplyCommand.self, PolicyListCommand.self,
+            PolicyGetCommand.self, PolicyDeleteCommand.self, PolicyModeCommand.self, PolicyHistoryCommand.self,
+        ]
     )
 }
 

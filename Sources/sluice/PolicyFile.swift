@@ -14,6 +14,12 @@ enum PolicyFile {
 
     /// Reads and checks `path` ("-" for standard input).
     static func load(_ path: String) throws -> ParsedPolicy<PolicyRequest> {
+        try loadDocument(path).parsed
+    }
+
+    /// Reads and checks `path`, and also returns the JSON tree as written, which `policy apply` sends
+    /// as it is (the parsed form would lose what the operator wrote, e.g. `"*.example.com"` sugar).
+    static func loadDocument(_ path: String) throws -> (tree: JSONValue, parsed: ParsedPolicy<PolicyRequest>) {
         let data: Data
         do {
             data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile()
@@ -21,7 +27,8 @@ enum PolicyFile {
         } catch {
             throw LoadError(description: "cannot read \(path): \(error.localizedDescription)")
         }
-        return try PolicyParser.parseDocument(try tree(data, path: path))
+        let document = try tree(data, path: path)
+        return (document, try PolicyParser.parseDocument(document))
     }
 
     /// The JSON tree of a JSON or YAML document. A document whose first non-blank character is

@@ -30,6 +30,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: """
+        Address and port of the Prometheus endpoint GET /metrics (plain HTTP, no token), or `off`. \
+        Loopback by default: expose it deliberately.
+        """)
+    var metricsListen: String = MetricsServer.defaultListen
+
     @Option(help: "Dataplane: xdp (AF_XDP forwarding) or none (management-only node).")
     var dataplane: DataplaneKind = .xdp
 
@@ -40,6 +46,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try ListenAddress(apiListen)
+        if metricsListen != "off" { _ = try ListenAddress(metricsListen) }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
@@ -64,11 +71,16 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let directory = URL(fileURLWithPath: dataDir)
-        let store = try SQLiteStore(directory: directory)
+        let metrics = SluiceMetrics()
+        // Every component writes through the instrumented store, so store latency covers them all.
+        let store = InstrumentedStore(try SQLiteStore(directory: directory), metrics: metrics)
         let deployer = PolicyDeployer(store: store, dataplane: dataControl)
         let findings = FindingRecorder(store: store)
+        // The dataplane's event collector publishes flow events here (FlowEventSink).
+        let wiretap = WiretapHub()
         let deps = APIDependencies(
-            store: store, deployer: deployer, dataplane: dataControl, dnsProxy: NoDNSProxy(), findings: findings)
+            store: store, deployer: deployer, dataplane: dataControl, dnsProxy: NoDNSProxy(), findings: findings,
+            wiretap: wiretap, metrics: metrics)
         await dataControl.setPerformanceMode(try await store.performanceMode())
         let state = await deployer.reconcile()
         logger.info(
@@ -91,9 +103,23 @@ struct RunCommand: AsyncParsableCommand {
                 let port = channel.localAddress?.port ?? listen.port
                 logger.info("management API listening on \(scheme)://\(listen.urlHost):\(port)")
             })
+        // Shutdown runs in reverse order: the wiretap ends its streams before the API server waits
+        // for open requests, so long-lived SSE clients cannot hold up a SIGTERM.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: app), .init(service: findings), .init(service: wiretap),
+        ]
+        if metricsListen != "off" {
+            let address = try ListenAddress(metricsListen)
+            services.append(.init(service: MetricsServer.application(
+                deps, host: address.host, port: address.port, logger: logger,
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? address.port
+                    logger.info("metrics listening on http://\(address.urlHost):\(port)/metrics")
+                })))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: findings)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")

@@ -6,5 +6,9 @@ extension Sluice {
         RunCommand.self,
         PolicyCommand.self,
         TokenCommand.self,
+        AuditCommand.self,
+        DNSCacheCommand.self,
+        StatsCommand.self,
+        WiretapCommand.self,
     ]
 }

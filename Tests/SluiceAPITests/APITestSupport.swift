@@ -13,15 +13,20 @@ import Testing
 struct APIFixture {
     let directory: URL
     let store: SQLiteStore
-    let deps: APIDependencies
+    /// Tests swap parts (a WiretapHub to publish into, a fake dataplane) before building the app.
+    var deps: APIDependencies
     let adminToken: String
     let readonlyToken: String
     let readonlyTokenID: String
 
-    init(authLimiter: FailedAuthLimiter = FailedAuthLimiter(burst: 1000)) async throws {
+    init(authLimiter: FailedAuthLimiter = FailedAuthLimiter(burst: 1000), metrics: SluiceMetrics? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-api-\(UUID().uuidString)")
         store = try SQLiteStore(directory: directory)
-        var deps = APIDependencies.managementOnly(store: store)
+        // With metrics, the API writes through the instrumented store, as `sluice run` does.
+        var apiStore: any ManagementStore = store
+        if let metrics { apiStore = InstrumentedStore(store, metrics: metrics) }
+        var deps = APIDependencies.managementOnly(store: apiStore)
+        if let metrics { deps.metrics = metrics }
         deps.authLimiter = authLimiter
         self.deps = deps
         let admin = try await store.createServiceAccount(name: "ops-admin", role: .admin, actor: "test")

@@ -14,8 +14,10 @@ import Testing
     }()
     static let binary = buildDirectory.appendingPathComponent("sluice")
     static let curlAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
+    static let binaryBuilt = FileManager.default.isExecutableFile(atPath: binary.path)
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary.path) && curlAvailable))
+    @Test(.enabled(if: binaryBuilt, "the sluice binary is not built next to the tests: run `swift build` first"),
+          .enabled(if: curlAvailable, "needs /usr/bin/curl to run the spec's curl command verbatim"))
     func specCurlCommandAgainstSluiceRun() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -69,7 +71,7 @@ import Testing
         #expect(server.terminationStatus == 0)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary.path)))
+    @Test(.enabled(if: binaryBuilt, "the sluice binary is not built next to the tests: run `swift build` first"))
     func plaintextOnlyOnLoopback() throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-e2e-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dataDir) }

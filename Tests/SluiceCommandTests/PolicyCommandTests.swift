@@ -20,10 +20,15 @@ struct Outcome {
     var stderr: String
 }
 
-func sluice(_ arguments: [String], stdin: String? = nil) throws -> Outcome {
+func sluice(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
     let process = Process()
     process.executableURL = sluiceBinary
     process.arguments = arguments
+    // SLUICE_TOKEN/SLUICE_SERVER of the caller's shell must not leak into a test's expectations.
+    var base = ProcessInfo.processInfo.environment
+    base["SLUICE_TOKEN"] = nil
+    base["SLUICE_SERVER"] = nil
+    process.environment = base.merging(environment) { $1 }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err
