@@ -10,13 +10,34 @@
 // a lookup reads them through pointers: no allocation, no reference counting, no locks.
 // `PolicyCompiler.swift` builds them; `ReferenceEvaluator` is the oracle they are tested against.
 
-/// One interval map: `count` ascending starts at `start` in a key pool, and as many values
-/// (bit set offsets) at `values` in the `UInt32` pool.
+/// One interval map: `count` ascending interval starts in a key pool, and as many values (bit
+/// set offsets) at `values` in the `UInt32` pool.
+///
+/// The starts are laid out as a static search tree of cache lines (a "CSS-tree"): the leaf
+/// level holds every start, each level above holds every `fanout`-th start of the level below,
+/// and every level is padded to whole cache lines and aligned on them. A search reads one line
+/// per level instead of one per halving step of a plain binary search: at 100,000 rules that is
+/// 3 lines instead of 12 for the source map, and the difference is cache misses, not instructions.
 struct IntervalRef {
+    /// Offset of the leaf level (all starts), cache-line aligned.
     var start: Int32 = 0
     var count: Int32 = 0
     var values: Int32 = 0
+    /// Offset of the top level; the levels follow top-down, each padded to a cache line.
+    var upper: Int32 = 0
+    /// Number of levels above the leaves.
+    var levels: Int32 = 0
 }
+
+/// A key of an interval map: 32-bit (IPv4, ports) or 128-bit (IPv6).
+protocol SearchKey: FixedWidthInteger & UnsignedInteger {}
+
+extension UInt32: SearchKey {}
+extension UInt128: SearchKey {}
+
+/// Keys per cache line for a key type: 16 for `UInt32`, 4 for `UInt128`.
+@inline(__always)
+func fanoutShift<Key>(_: Key.Type) -> Int { MemoryLayout<Key>.stride == 4 ? 4 : 2 }
 
 /// A source group's tables, by offsets into the pools.
 struct GroupRecord {
@@ -85,8 +106,12 @@ public final class CompiledPolicy: @unchecked Sendable {
     init(mode: PolicyMode, defaultPolicy: PolicyAction, groupIDs: [String], ruleIDs: [[String]],
          pool32: [UInt32], pool128: [UInt128], bits: [UInt64], groups: [GroupRecord], rules: [RuleRecord],
          sources4: IntervalRef, sources6: IntervalRef) {
+        // Cache-line aligned, so the search tree's lines are the machine's lines.
         func freeze<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
-            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(array.count, 1))
+            let capacity = max(array.count, 1)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<T>.stride,
+                                                       alignment: max(64, MemoryLayout<T>.alignment))
+            let buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: T.self, capacity: capacity), count: capacity)
             _ = buffer.initialize(from: array)
             return buffer
         }
@@ -122,19 +147,50 @@ public final class CompiledPolicy: @unchecked Sendable {
 
     // MARK: - Lookup
 
-    /// Index of the interval containing `key`: the last start that is <= key.
+    /// Index of the interval containing `key`: the last start that is <= key (the first start is
+    /// always the smallest key, so there is one). Walks the levels of the search tree top-down,
+    /// each step a binary search inside one cache line.
     @inline(__always)
-    static func search<Key: FixedWidthInteger>(_ pool: UnsafeMutableBufferPointer<Key>, _ ref: IntervalRef, _ key: Key)
+    static func search<Key: SearchKey>(_ pool: UnsafeMutableBufferPointer<Key>, _ ref: IntervalRef, _ key: Key)
         -> Int
     {
-        var low = Int(ref.start)
-        var count = Int(ref.count)
-        while count > 1 {
-            let half = count >> 1
-            if pool[low + half] <= key { low += half }
-            count -= half
+        // Wrapping arithmetic: the offsets were bounded when the tables were built, and overflow
+        // checks here would be half the instructions.
+        let shift = fanoutShift(Key.self)
+        let fanout = 1 &<< shift
+        let count = Int(ref.count)
+        var index = 0
+        var levelOffset = Int(ref.upper)
+        var level = Int(ref.levels)
+        while level > 0 {
+            let levelShift = shift &* level
+            let levelSize = (count &+ (1 &<< levelShift) &- 1) &>> levelShift
+            let first = index &<< shift
+            index = lastAtMost(pool, levelOffset, first, min(fanout, levelSize &- first), key)
+            levelOffset &+= (levelSize &+ fanout &- 1) & ~(fanout &- 1)
+            level &-= 1
         }
-        return low - Int(ref.start)
+        let first = index &<< shift
+        return lastAtMost(pool, Int(ref.start), first, min(fanout, count &- first), key)
+    }
+
+    /// Position (from `base`) of the last of `length` keys at `base + first` that is <= key;
+    /// the first of them always is. `first` starts a cache line, and every level of the tree is
+    /// padded to whole lines with `Key.max`, so the whole line can be read: counting the keys
+    /// <= key over the line is branch-free and vectorizes, where a binary search inside the line
+    /// mispredicts a branch per step (which half holds the key is as good as random) and a
+    /// mispredicted branch costs more than the whole count. (Branch-free binary search does not
+    /// survive the optimizer: it turns the select back into a branch.)
+    @inline(__always)
+    static func lastAtMost<Key: SearchKey>(_ pool: UnsafeMutableBufferPointer<Key>, _ base: Int, _ first: Int,
+                                           _ length: Int, _ key: Key) -> Int {
+        let line = UnsafePointer(pool.baseAddress!.advanced(by: base &+ first))
+        var atMost = 0
+        for index in 0..<(1 &<< fanoutShift(Key.self)) {
+            atMost &+= Int(unsafeBitCast(line[index] <= key, to: UInt8.self))
+        }
+        // Padding equals Key.max and counts only when key is Key.max itself.
+        return first &+ min(atMost, length) &- 1
     }
 
     @inline(__always)

@@ -46,20 +46,47 @@ public enum PolicyCompiler {
 
         /// Stores an interval map over 32-bit keys.
         mutating func store32(_ sweep: IntervalSweep<UInt32>) -> IntervalRef {
-            let start = Int32(pool32.count)
-            pool32.append(contentsOf: sweep.starts)
-            let values = Int32(pool32.count)
+            var ref = Builder.storeTree(sweep.starts, in: &pool32)
+            ref.values = Int32(pool32.count)
             for set in sweep.sets { pool32.append(store(set)) }
-            return IntervalRef(start: start, count: Int32(sweep.starts.count), values: values)
+            return ref
         }
 
         /// Stores an interval map over IPv6 keys (starts in the 128-bit pool, values in the 32-bit one).
         mutating func store128(_ sweep: IntervalSweep<UInt128>) -> IntervalRef {
-            let start = Int32(pool128.count)
-            pool128.append(contentsOf: sweep.starts)
-            let values = Int32(pool32.count)
+            var ref = Builder.storeTree(sweep.starts, in: &pool128)
+            ref.values = Int32(pool32.count)
             for set in sweep.sets { pool32.append(store(set)) }
-            return IntervalRef(start: start, count: Int32(sweep.starts.count), values: values)
+            return ref
+        }
+
+        /// Lays out sorted keys as the cache-line search tree `CompiledPolicy.search` walks: the
+        /// leaves, then the levels above top-down, each starting on a cache line.
+        static func storeTree<Key: SearchKey>(_ keys: [Key], in pool: inout [Key]) -> IntervalRef {
+            let shift = fanoutShift(Key.self)
+            let fanout = 1 << shift
+            func align() { while pool.count % fanout != 0 { pool.append(Key.max) } }
+            align()
+            var ref = IntervalRef()
+            ref.start = Int32(pool.count)
+            ref.count = Int32(keys.count)
+            pool.append(contentsOf: keys)
+            var levels: [[Key]] = []
+            var level = keys
+            while level.count > fanout {
+                level = stride(from: 0, to: level.count, by: fanout).map { level[$0] }
+                levels.append(level)
+            }
+            ref.levels = Int32(levels.count)
+            align()
+            ref.upper = Int32(pool.count)
+            for upper in levels.reversed() {
+                pool.append(contentsOf: upper)
+                align()
+            }
+            // A search reads whole lines; a map with no keys still gets one line of padding.
+            if keys.isEmpty { pool.append(contentsOf: repeatElement(Key.max, count: fanout)) }
+            return ref
         }
 
         /// Stores a direct table: the bit set of every key 0..<count.
@@ -173,12 +200,11 @@ public enum PolicyCompiler {
             let sweep6 = IntervalSweep(ranges: ranges6, base: none, bitCount: order.count, upperBound: UInt128.max)
             let offsets4 = sweep4.sets.map { list($0, &pool32) }
             let offsets6 = sweep6.sets.map { list($0, &pool32) }
-            sources4 = IntervalRef(start: Int32(pool32.count), count: Int32(sweep4.starts.count), values: 0)
-            pool32.append(contentsOf: sweep4.starts)
+            sources4 = Builder.storeTree(sweep4.starts, in: &pool32)
             sources4.values = Int32(pool32.count)
             pool32.append(contentsOf: offsets4)
-            sources6 = IntervalRef(start: Int32(pool128.count), count: Int32(sweep6.starts.count), values: Int32(pool32.count))
-            pool128.append(contentsOf: sweep6.starts)
+            sources6 = Builder.storeTree(sweep6.starts, in: &pool128)
+            sources6.values = Int32(pool32.count)
             pool32.append(contentsOf: offsets6)
         }
     }

@@ -59,10 +59,11 @@ for size in sizes {
         compiled = PolicyCompiler.compile(mode: .enforce, policy: config)
         row.compileMs.append(seconds(clock.now - started) * 1e3)
         let rounds = 16
+        let table = compiled  // a local: the loop must not retain the shared variable per lookup
         row.compiledNs.append(nanosPerItem(packets.count * rounds) {
             for _ in 0..<rounds {
                 for packet in packets {
-                    let verdict = compiled.lookup(packet)
+                    let verdict = table.lookup(packet)
                     sink &+= Int(verdict.rule) &+ (verdict.verdict == .allow ? 1 : 0)
                 }
             }
