@@ -6,5 +6,6 @@ extension Sluice {
         RunCommand.self,
         PolicyCommand.self,
         TokenCommand.self,
+        LabCommand.self,
     ]
 }
