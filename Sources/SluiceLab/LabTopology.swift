@@ -51,6 +51,14 @@ public struct LabHost: Sendable, Equatable {
     public var ipv4: LabAddress
     /// IPv6 address of `interface` (ULA).
     public var ipv6: LabAddress
+
+    /// A host of the lab.
+    public init(namespace: String, interface: String, ipv4: LabAddress, ipv6: LabAddress) {
+        self.namespace = namespace
+        self.interface = interface
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
 }
 
 /// The whole lab: names, addresses, ports and the DNS zone. Pure data; `LabPlan` turns it into commands.

@@ -46,11 +46,15 @@ struct LabCommand: ParsableCommand {
         @Flag(help: "Build the namespaces and the upstream services only; do not start `sluice run`.")
         var noGateway = false
 
+        @Option(help: "The sluice binary to run as the gateway (default: this one), e.g. another branch's build.")
+        var gatewayBinary: String?
+
         func run() throws {
             let controller = selection.controller()
             var options: LabController.GatewayOptions?
             if !noGateway {
-                options = .init(sluice: try Self.ownExecutable(), policyFile: try policy ?? Self.defaultPolicyFile())
+                options = .init(
+                    sluice: try gatewayBinary ?? Self.ownExecutable(), policyFile: try policy ?? Self.defaultPolicyFile())
             }
             let info: LabInfo
             do {

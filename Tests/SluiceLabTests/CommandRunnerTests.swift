@@ -41,7 +41,7 @@ struct CommandRunnerTests {
         try runner.execute([LabStep(["false"], mayFail: true), LabStep(["true"])])
     }
 
-    @Test func missingProgramsAreNamed() {
+    @Test func missingProgramsAreNamed() throws {
         #expect(throws: LabError.self) { try runner.run(["sluice-no-such-program"]) }
         #expect(try SystemCommandRunner.locate("/bin/sh") == "/bin/sh")
         #expect(try SystemCommandRunner.locate("sh").hasSuffix("/sh"))
@@ -68,5 +68,12 @@ struct CommandRunnerTests {
         #expect(text == "started\n")
         let comm = try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
         #expect(comm == "sleep\n", "the recorded pid is the service itself, not a wrapper")
+        // `down` relies on SIGTERM: it must be neither blocked nor ignored in the service.
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        for field in ["SigBlk:", "SigIgn:"] {
+            let line = status.split(separator: "\n").first { $0.hasPrefix(field) } ?? ""
+            let mask = UInt64(line.dropFirst(field.count).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0
+            #expect(mask & (1 << (UInt64(SIGTERM) - 1)) == 0, "SIGTERM in \(field) of the service: \(line)")
+        }
     }
 }

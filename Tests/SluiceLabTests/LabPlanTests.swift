@@ -117,8 +117,9 @@ struct LabPlanTests {
 
     @Test func teardownRemovesEveryNamespaceAndToleratesAbsence() {
         let plan = lab.teardownPlan()
-        #expect(plan.map(\.description) == lab.namespaces.map { "ip netns del \($0)" })
-        #expect(plan.allSatisfy(\.mayFail))
+        let expected = lab.namespaces.map { "ip netns del \($0)" }
+        #expect(plan.map { $0.description } == expected)
+        #expect(plan.allSatisfy { $0.mayFail })
     }
 
     @Test func zoneHasTheRecordsTheTestsNeed() throws {

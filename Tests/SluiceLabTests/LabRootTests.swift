@@ -22,14 +22,14 @@ let sluiceBinary: String = {
 }()
 
 let isRoot = geteuid() == 0
-let hasTools = ["ip", "nsd", "openssl", "curl", "kdig", "ethtool", "ss", "setsid"].allSatisfy {
+let hasTools = ["ip", "nsd", "openssl", "curl", "kdig", "ethtool", "ss"].allSatisfy {
     (try? SystemCommandRunner.locate($0)) != nil
 }
 
 @Suite(
     .serialized,
     .enabled(if: isRoot, "needs root: network namespaces and veth pairs (run the tests as root)"),
-    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss, setsid: run scripts/setup.sh"),
+    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh"),
     .enabled(
         if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
         "the sluice binary is not built next to the tests: run `swift build --build-tests` first"))
