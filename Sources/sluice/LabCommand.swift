@@ -53,8 +53,8 @@ struct LabCommand: ParsableCommand {
             let controller = selection.controller()
             var options: LabController.GatewayOptions?
             if !noGateway {
-                options = .init(
-                    sluice: try gatewayBinary ?? Self.ownExecutable(), policyFile: try policy ?? Self.defaultPolicyFile())
+                let sluice = try gatewayBinary ?? Self.ownExecutable()
+                options = .init(sluice: sluice, policyFile: try policy ?? Self.defaultPolicyFile())
             }
             let info: LabInfo
             do {

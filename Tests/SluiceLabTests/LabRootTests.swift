@@ -50,7 +50,11 @@ struct LabRootTests {
         // Cleanup also when an expectation throws halfway.
         defer { _ = try? sluice(["lab", "down", "--prefix", Self.prefix]) }
 
-        let up = try sluice(["lab", "up", "--json", "--prefix", Self.prefix])
+        // SLUICE_LAB_GATEWAY_BINARY runs another build as the gateway (e.g. a dataplane branch's),
+        // so the transit expectations below are checked against a real AF_XDP dataplane.
+        let gatewayBinary = ProcessInfo.processInfo.environment["SLUICE_LAB_GATEWAY_BINARY"]
+        let up = try sluice(
+            ["lab", "up", "--json", "--prefix", Self.prefix] + (gatewayBinary.map { ["--gateway-binary", $0] } ?? []))
         try #require(up.status == 0, "lab up failed: \(up.stderr)")
         let info = try JSONDecoder().decode(LabInfo.self, from: Data(up.stdout.utf8))
         let gw = lab.gatewayInside.namespace
