@@ -80,10 +80,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The lab: network namespaces, veth pairs and upstream services for trying Sluice and for the
+        // integration tests. Foundation only; the topology and its command plan are pure values.
+        .target(name: "SluiceLab"),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluicePolicy",
+                "SluiceLab",
                 "SluiceStore",
                 "SluiceAPI",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,6 +107,8 @@ let package = Package(
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
         .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket", "SluicePolicyGen"]),
+        // Unit tests of the lab's plan (any machine) and, as root, `sluice lab up/down` end to end.
+        .testTarget(name: "SluiceLabTests", dependencies: ["SluiceLab", "SluicePolicy", "sluice"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
         // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even
         // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.

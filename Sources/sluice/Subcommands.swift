@@ -10,5 +10,6 @@ extension Sluice {
         DNSCacheCommand.self,
         StatsCommand.self,
         WiretapCommand.self,
+        LabCommand.self,
     ]
 }
