@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // Dataplane: acquire/release atomics in raw memory (policy pointer, epochs, counters, SPSC rings).
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
@@ -47,7 +49,12 @@ let package = Package(
             ]
         ),
         // XDP program loading and attach, UMEM and AF_XDP rings, pinned per-queue workers.
-        .target(name: "SluiceDataplane", dependencies: ["SluicePolicy", "SluicePacket", "CSluiceXDP"]),
+        .target(
+            name: "SluiceDataplane",
+            dependencies: [
+                "SluicePolicy", "SluicePacket", "CSluiceXDP", .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
         // Durable state of the management plane: policies and their versions, settings, service
         // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
         .target(
@@ -84,6 +91,7 @@ let package = Package(
                 "SluicePolicy",
                 "SluiceStore",
                 "SluiceAPI",
+                "SluiceDataplane",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
