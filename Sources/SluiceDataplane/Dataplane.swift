@@ -167,7 +167,7 @@ public final class Dataplane: @unchecked Sendable {
             let core = configuration.cores![queue]
             let log = self.log
             finished.enter()
-            let thread = Thread { [finished] in
+            let thread = Thread { [finished, weak self] in
                 do {
                     try CPUAffinity.pinCurrentThread(to: core)
                 } catch {
@@ -175,7 +175,7 @@ public final class Dataplane: @unchecked Sendable {
                 }
                 let result = runQueueWorker(context)
                 context.pending.deallocate()
-                self.recordAccounting(queue, result)
+                self?.recordAccounting(queue, result)
                 finished.leave()
             }
             thread.name = "sluice-q\(queue)"
