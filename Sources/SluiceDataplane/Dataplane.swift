@@ -145,6 +145,8 @@ public final class Dataplane: @unchecked Sendable {
 
     private func launchWorkers<Learned: LearnedAddressLookup & Sendable>(learned: Learned) throws {
         let queues = configuration.queues!
+        accountingLock.lock()
+        defer { accountingLock.unlock() }
         accounting = Array(repeating: FrameAccounting(free: 0, withKernelForReceive: 0, inTransmit: 0, total: 0),
                            count: queues)
         for queue in 0..<queues {
@@ -186,18 +188,16 @@ public final class Dataplane: @unchecked Sendable {
         }
     }
 
+    /// Separate from `lock`: stop() holds `lock` while it waits for the workers to end, and
+    /// the ending workers record their accounting here.
+    private let accountingLock = NSLock()
+
     private func recordAccounting(_ queue: Int, _ result: FrameAccounting) {
-        lock.lock()
-        accounting[queue] = result
-        lock.unlock()
+        accountingLock.withLock { accounting[queue] = result }
     }
 
     /// Where each worker's frames were when it stopped (valid after `stop`).
-    public var frameAccounting: [FrameAccounting] {
-        lock.lock()
-        defer { lock.unlock() }
-        return accounting
-    }
+    public var frameAccounting: [FrameAccounting] { accountingLock.withLock { accounting } }
 
     /// Stops the workers, detaches XDP, removes the forward-path block and closes the sockets.
     /// Idempotent; called by deinit too.

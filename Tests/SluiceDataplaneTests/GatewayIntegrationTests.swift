@@ -139,6 +139,11 @@ enum GatewayLab {
             try Shell.run(["ip", "-n", namespace, "addr", "add", "\(v6)/64", "dev", interface, "nodad"])
             try Shell.run(["ip", "-n", namespace, "link", "set", interface, "up"])
             _ = try? Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "gro", "on"])
+            // veth hands checksum work on to the receiver (CHECKSUM_PARTIAL); AF_XDP sees the raw
+            // bytes and forwards them as they are, so the hosts must finish their checksums.
+            if interface == "c0" || interface == "u0" {
+                try Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "tx", "off"])
+            }
         }
         try configure(client, "c0", clientV4, clientV6)
         try configure(gateway, "gin", gatewayInV4, "fd77:\(tag)::1")
@@ -237,8 +242,8 @@ enum GatewayLab {
         kill(sluice.processIdentifier, SIGTERM)
         let stopDeadline = Date().addingTimeInterval(15)
         while sluice.isRunning && Date() < stopDeadline { usleep(100_000) }
-        #expect(!sluice.isRunning, "sluice stopped on SIGTERM")
-        #expect(sluice.terminationStatus == 0, "clean exit; log: \(log())")
+        #expect(!sluice.isRunning, "sluice stopped on SIGTERM; log: \(log())")
+        if !sluice.isRunning { #expect(sluice.terminationStatus == 0, "clean exit; log: \(log())") }
         #expect(!(try Shell.run(["ip", "-n", gateway, "link", "show", "gin"])).contains("xdp"), "XDP detached")
         #expect((try? Shell.run(["ip", "netns", "exec", gateway, "nft", "list", "table", "inet", "sluice"])) == nil,
                 "nftables table removed")
