@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "classify-bench", targets: ["classify-bench"]),
+        .executable(name: "forward-bench", targets: ["forward-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -101,6 +102,14 @@ let package = Package(
         // Benchmarks live in bench/ and never run in the test suite (docs/benchmarks.md).
         .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
                           path: "bench/classify"),
+        // Worker cost per packet (processor alone and the worker loop over in-memory rings) with
+        // cycle and allocation counts; AllocCounter interposes malloc in that executable only.
+        .target(name: "AllocCounter", path: "bench/alloc-counter"),
+        .executableTarget(
+            name: "forward-bench",
+            dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
+            path: "bench/forward"
+        ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),

@@ -82,18 +82,19 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         if packet.fragment != nil { return drop(.droppedFragment) }
         guard let compiled = policy.value else { return drop(.droppedNoPolicy) }
         let learned = self.learned
-        let judge = { (tuple: FiveTuple) -> CompiledVerdict in
-            let query = PacketProcessor.query(tuple, packet: packet)
-            return compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
-        }
+        // The judging closure is written at each call site, never stored in a variable: a stored
+        // closure counts as escaping and its captures would be boxed on the heap per packet.
         let outcome: FlowOutcome
         if let icmp = packet.icmp, icmp.kind == .error {
             guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
-            outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation,
-                                       judge: judge)
+            outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
+                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
         } else {
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
-                                  now: now, generation: policy.generation, judge: judge)
+                                  now: now, generation: policy.generation) {
+                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
         }
         if outcome.opened { counters.add(.flowsOpened) }
         if outcome.closed > 0 { counters.add(.flowsClosed, UInt64(outcome.closed)) }
@@ -141,6 +142,15 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             counters.add(.allowedBytes, UInt64(length))
             return PacketDecision(action: .forward(side.opposite), packet: packet)
         }
+    }
+
+    /// The policy's verdict for the initiator's `tuple` (read without retain/release).
+    @inline(__always)
+    static func judge(_ tuple: FiveTuple, packet: ParsedPacket, compiled: Unmanaged<CompiledPolicy>, learned: Learned)
+        -> CompiledVerdict
+    {
+        let query = PacketProcessor.query(tuple, packet: packet)
+        return compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
     }
 
     @inline(__always)

@@ -73,6 +73,30 @@ public struct QueueWorkerContext<Learned: LearnedAddressLookup>: @unchecked Send
     public var stop: UnsafeAtomic<Bool>
     /// poll(2) timeout when a batch found nothing (0: busy poll).
     public var idleTimeoutMilliseconds: Int32
+
+    /// A context from its parts (Dataplane builds these from sockets; tests and benchmarks
+    /// from rings in ordinary memory).
+    public init(
+        index: Int, inside: SideRings, outside: SideRings, area: UnsafeMutableRawPointer, frameCount: Int,
+        frameSize: Int, fillTarget: Int, processor: PacketProcessor<Learned>, counters: CounterWriter,
+        pending: PendingCounters, policy: Publication<CompiledPolicy>.Reader,
+        forwarding: Publication<ForwardingSnapshot>.Reader, stop: UnsafeAtomic<Bool>, idleTimeoutMilliseconds: Int32
+    ) {
+        self.index = index
+        self.inside = inside
+        self.outside = outside
+        self.area = area
+        self.frameCount = frameCount
+        self.frameSize = frameSize
+        self.fillTarget = fillTarget
+        self.processor = processor
+        self.counters = counters
+        self.pending = pending
+        self.policy = policy
+        self.forwarding = forwarding
+        self.stop = stop
+        self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+    }
 }
 
 /// Monotonic nanoseconds from the coarse clock (a few ns to read; tick of about 1–4 ms,
