@@ -238,6 +238,49 @@ enum GatewayLab {
         }
         #expect(perQueue.allSatisfy { $0 > 0 }, "both queues received transit traffic: \(perQueue)")
 
+        // A policy change through the API cuts a live flow it now denies; others keep working.
+        // One client process keeps a UDP socket (one 5-tuple) and probes before and after.
+        let flow = try Shell.start(["ip", "netns", "exec", client, "python3", "-u", "-c", """
+            import socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+            def probe():
+                for _ in range(5):
+                    s.sendto(b"flow", ("\(upstreamV4)", 7777))
+                    try: return s.recvfrom(100)[0].decode()
+                    except socket.timeout: pass
+                return "timeout"
+            print("before", probe(), flush=True)
+            sys.stdin.readline()
+            s.settimeout(0.5)
+            print("after", probe(), flush=True)
+            """])
+        processes.append(flow)
+        let flowOutput = (flow.standardOutput as! Pipe).fileHandleForReading
+        var before = ""
+        while !before.contains("\n"), let chunk = try? flowOutput.read(upToCount: 1), !chunk.isEmpty {
+            before += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(before.contains("before echo:flow"), "the UDP flow works before the change: \(before)")
+        let token = try Shell.run(["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "token", "create",
+                                   "--data-dir", work.appendingPathComponent("data").path, "--role", "admin"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let apiURL = log().split(separator: "\n").first { $0.contains("management API listening on") }
+            .map { String($0[$0.range(of: "http://")!.lowerBound...]) } ?? ""
+        let tcpOnly = GatewayIntegrationTests.policy.replacingOccurrences(
+            of: "{\"id\": \"udp-echo\", \"action\": \"allow\", \"match\": {\"proto\": \"udp\", \"dst_ports\": [7777]}},",
+            with: "")
+        #expect(!tcpOnly.contains("udp-echo"))
+        let write = try Shell.run(["ip", "netns", "exec", gateway, "curl", "-s", "-f", "-X", "POST",
+                                   "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
+                                   "--data", tcpOnly, "\(apiURL)/api/v1/policies"])
+        #expect(write.contains("confirmed"), "the API deployed the new policy and the workers confirmed: \(write)")
+        (flow.standardInput as! Pipe).fileHandleForWriting.write("go\n".data(using: .utf8)!)
+        let after = String(decoding: flowOutput.readDataToEndOfFile(), as: UTF8.self)
+        flow.waitUntilExit()
+        #expect(after.contains("after timeout"), "the live UDP flow is cut by the new policy: \(after)")
+        #expect(inClient(["curl", "-s", "-m", "3", "http://\(upstreamV4):8080/"]).output.contains("sluice-upstream"),
+                "TCP 8080 is still allowed")
+
         // SIGTERM: graceful shutdown detaches XDP and removes the forward-path block.
         kill(sluice.processIdentifier, SIGTERM)
         let stopDeadline = Date().addingTimeInterval(15)
