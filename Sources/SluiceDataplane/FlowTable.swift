@@ -76,7 +76,7 @@ public struct FlowOutcome: Sendable {
 public struct FlowTableConfiguration: Sendable, Equatable {
     /// Most flows held at once (split evenly over the shards).
     public var capacity: Int = 262_144
-    /// Number of shards (rounded up to a power of two). More shards, less lock contention.
+    /// Number of shards (a power of two, at most `capacity`). More shards, less lock contention.
     public var shardCount: Int = 64
     /// Idle timeouts.
     public var timeouts = FlowTimeouts()
@@ -137,8 +137,9 @@ public final class FlowTable: @unchecked Sendable {
     public init(_ configuration: FlowTableConfiguration, seed: UInt64? = nil) {
         precondition(configuration.capacity > 0 && configuration.shardCount > 0, "flow table must not be empty")
         var configuration = configuration
+        // A power of two, and no more shards than flows (each shard holds at least one).
         var shards = 1
-        while shards < configuration.shardCount { shards <<= 1 }
+        while shards < configuration.shardCount && shards * 2 <= configuration.capacity { shards <<= 1 }
         configuration.shardCount = shards
         self.configuration = configuration
         let perShard = (configuration.capacity + shards - 1) / shards

@@ -5,6 +5,7 @@
 // which must be 0. The kernel's AF_XDP copy-mode cost (about 1,800 cycles per forwarded packet
 // on veth, notes/afxdp-on-these-machines.md) comes on top. Run:
 //   swift run -c release forward-bench [--rules 100,10000] [--packets 200000]
+//   forward-bench gateway --inside IF --outside IF --policy FILE [--queues N]   (bench/gateway-forward.sh)
 import AllocCounter
 import Atomics
 import Foundation
@@ -98,6 +99,11 @@ func pass(_ rig: Rig, _ frames: [[UInt8]], policy: CompiledPolicy, buffer: Unsaf
         index = end
     }
     return (Double(cycles) / Double(frames.count), allocations)
+}
+
+if arguments.count > 1 && arguments[1] == "gateway" {
+    try await GatewayMode.run(arguments)
+    exit(0)
 }
 
 say("forward-bench: \(packetCount) packets per rule set, cycles from the CPU's cycle counter")
