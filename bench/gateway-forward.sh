@@ -45,11 +45,14 @@ ip netns exec $U xdp-bench drop u0 >"$work/sink.log" 2>&1 &
 sink_pid=$!
 ip netns exec $C ping -c 2 -W 1 10.88.2.2 >/dev/null || true   # neighbours resolved before the flood
 sleep 1
-before=$(ip -n $U -s -j link show u0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])')
+sink_packets() {
+    ip -n $U -s -j link show u0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'
+}
+before=$(sink_packets)
 pid=$(pgrep -f -n "forward-bench gateway --inside gin")
 cpu_before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 sent=$(ip netns exec $C "$work/udpgen" 10.88.2.2 9000 "$flows" "$seconds")
-after=$(ip -n $U -s -j link show u0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])')
+after=$(sink_packets)
 cpu_after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 hz=$(getconf CLK_TCK); mhz=$(awk '/cpu MHz/ {print $4; exit}' /proc/cpuinfo)
 python3 - "$sent" "$before" "$after" "$cpu_before" "$cpu_after" "$hz" "$mhz" "$seconds" <<'PY'
@@ -59,10 +62,12 @@ received = after - before
 cpu = (cpu1 - cpu0) / hz
 print(f"generator: {sent / seconds / 1e6:.3f} Mpps offered, sink: {received / seconds / 1e6:.3f} Mpps forwarded "
       f"({received / max(sent, 1) * 100:.1f}%)")
-print(f"gateway CPU: {cpu:.1f} s over {seconds:.0f} s = {cpu * mhz * 1e6 / max(received, 1):.0f} cycles per forwarded packet "
+cycles = cpu * mhz * 1e6 / max(received, 1)
+print(f"gateway CPU: {cpu:.1f} s over {seconds:.0f} s = {cycles:.0f} cycles per forwarded packet "
       f"(all threads, incl. idle polling)")
 PY
 exec 3>&-
 wait "$gateway_pid" || true
 gateway_pid=
-echo "gateway counters:"; grep -E "^(allowed|denied|dropped|flows|tx_ring|fill_ring|transmitted|received)" "$work/gateway.log" | sed 's/^/  /'
+echo "gateway counters:"
+grep -E "^(allowed|denied|dropped|flows|tx_ring|fill_ring|transmitted|received)" "$work/gateway.log" | sed 's/^/  /'

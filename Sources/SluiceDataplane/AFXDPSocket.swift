@@ -87,7 +87,8 @@ public final class AFXDPSocket {
         // Let the kernel pick zero-copy where the driver offers it (veth does not: copy mode).
         config.bind_flags = UInt16(XDP_USE_NEED_WAKEUP)
         var created: OpaquePointer? = nil
-        let status = xsk_socket__create_shared(&created, interface, queue, umem.handle, rx, tx, fill, completion, &config)
+        let status = xsk_socket__create_shared(
+            &created, interface, queue, umem.handle, rx, tx, fill, completion, &config)
         guard status == 0, let created else {
             rx.deallocate()
             tx.deallocate()

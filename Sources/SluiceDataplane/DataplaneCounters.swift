@@ -64,7 +64,9 @@ public final class DataplaneCounterBlocks: @unchecked Sendable {
     public func read(worker: Int) -> [DataplaneCounter: UInt64] {
         let block = writer(worker: worker)
         var result: [DataplaneCounter: UInt64] = [:]
-        for counter in DataplaneCounter.allCases { result[counter] = block.atomic(counter.rawValue).load(ordering: .relaxed) }
+        for counter in DataplaneCounter.allCases {
+            result[counter] = block.atomic(counter.rawValue).load(ordering: .relaxed)
+        }
         return result
     }
 

@@ -146,7 +146,8 @@ public final class FlowTable: @unchecked Sendable {
         var slots = 2
         while slots < perShard * 2 { slots <<= 1 }
         handle = Handle(shardCount: shards, slotsPerShard: slots, limitPerShard: perShard,
-                        timeouts: ResolvedTimeouts(configuration.timeouts), seed: seed ?? UInt64.random(in: 1...UInt64.max))
+                        timeouts: ResolvedTimeouts(configuration.timeouts),
+                        seed: seed ?? UInt64.random(in: 1...UInt64.max))
     }
 
     deinit { handle.deallocate() }

@@ -125,7 +125,8 @@ struct RunCommand: AsyncParsableCommand {
             let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy)
             if let localPolicy {
                 let confirmed = await plane.publish(localPolicy.compiled, tag: localPolicy.id)
-                logger.info("policy file in force", metadata: ["policy": "\(localPolicy.id)", "confirmed": "\(confirmed)"])
+                logger.info(
+                    "policy file in force", metadata: ["policy": "\(localPolicy.id)", "confirmed": "\(confirmed)"])
             }
             dataControl = control
             xdpControl = control

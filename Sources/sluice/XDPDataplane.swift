@@ -80,7 +80,8 @@ struct DataplaneService: Service {
         let now = Date()
         control.dataplane.drainEvents { event in
             guard collect, event.kind != .flowCut, let names = control.dataplane.describe(event) else { return }
-            batch.append(DataplaneService.finding(event, policy: names.tag, group: names.group, rule: names.rule, at: now))
+            batch.append(
+                DataplaneService.finding(event, policy: names.tag, group: names.group, rule: names.rule, at: now))
         }
         for finding in batch { await findings.record(finding) }
     }

@@ -59,7 +59,8 @@ final class FakeKernelSide: @unchecked Sendable {
     }
 
     func index(_ slot: Int) -> UnsafeAtomic<UInt32> {
-        UnsafeAtomic(at: UnsafeMutableRawPointer(indexes + slot).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self))
+        UnsafeAtomic(
+            at: UnsafeMutableRawPointer(indexes + slot).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self))
     }
 
     var rings: SideRings {
@@ -221,8 +222,9 @@ final class FakeKernelSide: @unchecked Sendable {
         #expect(accounting.conserved, "\(accounting)")
         #expect(accounting.withKernelForReceive == inside.heldForReceive + outside.heldForReceive)
         #expect(accounting.inTransmit == inside.heldForTransmit + outside.heldForTransmit)
-        #expect(seenOutside == expectedForward.toOutside && seenInside == expectedForward.toInside,
-                "forwarded \(seenOutside)/\(expectedForward.toOutside) out, \(seenInside)/\(expectedForward.toInside) in")
+        let summary = "forwarded \(seenOutside)/\(expectedForward.toOutside) out, "
+            + "\(seenInside)/\(expectedForward.toInside) in"
+        #expect(seenOutside == expectedForward.toOutside && seenInside == expectedForward.toInside, "\(summary)")
         #expect(badRewrite == 0)
         let counters = blocks.snapshot()
         #expect(counters[.receivedPackets] == UInt64(sent.inside + sent.outside))

@@ -10,7 +10,8 @@ enum GatewayMode {
         func value(_ name: String) -> String? {
             arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
         }
-        guard let inside = value("--inside"), let outside = value("--outside"), let policyPath = value("--policy") else {
+        guard let inside = value("--inside"), let outside = value("--outside"), let policyPath = value("--policy")
+        else {
             say("usage: forward-bench gateway --inside IF --outside IF --policy FILE [--queues N] [--busy-poll]")
             exit(2)
         }

@@ -39,7 +39,8 @@ final class MemorySide: @unchecked Sendable {
     }
 
     func index(_ slot: Int) -> UnsafeAtomic<UInt32> {
-        UnsafeAtomic(at: UnsafeMutableRawPointer(indexes + slot).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self))
+        UnsafeAtomic(
+            at: UnsafeMutableRawPointer(indexes + slot).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self))
     }
 
     var rings: SideRings {

@@ -17,7 +17,8 @@ import SluicePolicyGen
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
 let arguments = CommandLine.arguments
-let ruleCounts = arguments.firstIndex(of: "--rules").map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
+let ruleCounts = arguments.firstIndex(of: "--rules")
+    .map { arguments[$0 + 1].split(separator: ",").compactMap { Int($0) } }
     ?? [100, 10_000]
 let packetCount = arguments.firstIndex(of: "--packets").flatMap { Int(arguments[$0 + 1]) } ?? 200_000
 
@@ -25,7 +26,8 @@ let insideMAC = MACAddress(0x02_00_00_00_01_01), outsideMAC = MACAddress(0x02_00
 let routerMAC = MACAddress(0x02_00_00_00_02_FE)
 let router4: UInt128 = 0xC000_02FE, router6: UInt128 = 0xFD01 << 112 | 0xFE
 let snapshot = ForwardingSnapshot(
-    inside: .init(index: 1, mac: insideMAC, ipv4: 0x0A00_0001), outside: .init(index: 2, mac: outsideMAC, ipv4: 0xC000_0201),
+    inside: .init(index: 1, mac: insideMAC, ipv4: 0x0A00_0001),
+    outside: .init(index: 2, mac: outsideMAC, ipv4: 0xC000_0201),
     routes: [.init(family: .v4, prefix: 0, prefixLength: 0, gateway: router4, interfaceIndex: 2),
              .init(family: .v6, prefix: 0, prefixLength: 0, gateway: router6, interfaceIndex: 2)],
     neighbours: [.init(interfaceIndex: 2, family: .v4, address: router4, mac: routerMAC),
@@ -68,7 +70,9 @@ final class Rig {
 }
 
 /// Runs every frame through the processor once; returns (cycles per packet, allocations).
-func pass(_ rig: Rig, _ frames: [[UInt8]], policy: CompiledPolicy, buffer: UnsafeMutableRawPointer) -> (Double, UInt64) {
+func pass(_ rig: Rig, _ frames: [[UInt8]], policy: CompiledPolicy, buffer: UnsafeMutableRawPointer)
+    -> (Double, UInt64)
+{
     let compiled = Unmanaged.passUnretained(policy)
     let table = Unmanaged.passUnretained(snapshot)
     var cycles: UInt64 = 0
@@ -162,7 +166,9 @@ if arguments.contains("--probe") {
     let tuple = FiveTuple(family: .v4, protocolNumber: 17, source: 1, destination: 2, sourcePort: 3, destinationPort: 4)
     before = alloc_counter_total()
     for _ in 0..<1000 {
-        let outcome = rig.flows.handle.track(tuple, side: .inside, tcpFlags: [], length: 64, now: 1, generation: 1) { _ in
+        let outcome = rig.flows.handle.track(
+            tuple, side: .inside, tcpFlags: [], length: 64, now: 1, generation: 1
+        ) { _ in
             policy.lookup(query, learned: NoLearnedAddresses())
         }
         sink &+= Int(outcome.closed)
