@@ -32,7 +32,8 @@ ip -n $C route add default via 10.88.1.1; ip -n $U route add 10.88.1.0/24 via 10
 cat > "$work/policy.json" <<JSON
 {"mode": "enforce", "name": "bench", "policy": {"default_policy": "deny", "source_groups": [
   {"id": "clients", "sources": {"cidrs": ["10.88.1.0/24"]}, "rules": [
-    {"id": "flood", "action": "allow", "match": {"proto": "udp", "dst_ports": ["9000-9999"]}}]}]}}
+    {"id": "flood", "action": "allow", "match": {"proto": "udp", "dst_ports": ["9000-9999"]}},
+    {"id": "ping", "action": "allow", "match": {"proto": "icmp"}}]}]}}
 JSON
 gcc -O2 -o "$work/udpgen" "$here/udpgen.c"
 mkfifo "$work/control"
