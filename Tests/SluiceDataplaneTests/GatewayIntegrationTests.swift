@@ -207,6 +207,10 @@ enum GatewayLab {
         #expect(http, "allowed TCP (curl)")
         #expect(!inClient(["curl", "-s", "-m", "2", "http://\(upstreamV4):8081/"]).ok, "denied TCP port")
         #expect(eventually { inClient(["ping", "-c", "1", "-W", "2", upstreamV4]).ok }, "ICMP echo")
+        // TTL 1: the gateway answers with time exceeded from its inside address.
+        let expiring = inClient(["bash", "-c", "ping -c 1 -t 1 -W 2 \(upstreamV4); true"])
+        #expect(expiring.output.contains("From \(gatewayInV4)") && expiring.output.contains("Time to live exceeded"),
+                "ICMP time exceeded: \(expiring.output)")
         let http6 = eventually { inClient(["curl", "-s", "-m", "3", "-g", "http://[\(upstreamV6)]:8080/"]).output
             .contains("sluice-upstream") }
         #expect(http6, "IPv6 TCP")
