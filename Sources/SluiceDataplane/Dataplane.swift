@@ -63,6 +63,8 @@ public final class Dataplane: @unchecked Sendable {
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
     private let stopFlag: UnsafeAtomic<Bool>
+    /// Read by the workers when they have an event to report.
+    private let eventsFlag: UnsafeAtomic<Bool>
     private var policy: Publication<CompiledPolicy>!
     private var forwarding: Publication<ForwardingSnapshot>!
     private(set) var counterBlocks: DataplaneCounterBlocks!
@@ -85,12 +87,14 @@ public final class Dataplane: @unchecked Sendable {
         self.log = log
         flows = FlowTable(configuration.flowTable)
         stopFlag = .create(false)
+        eventsFlag = .create(true)
         startWorkers = { dataplane in try dataplane.launchWorkers(learned: learned) }
     }
 
     deinit {
         stop()
         stopFlag.destroy()
+        eventsFlag.destroy()
     }
 
     /// Brings the dataplane up (see the file header). On failure everything done so far is
@@ -159,7 +163,8 @@ public final class Dataplane: @unchecked Sendable {
             sockets += [inside, outside]
             let processor = PacketProcessor(
                 flows: flows.handle, learned: learned, counters: PendingCounters(),
-                events: eventRings[queue].producer, neighbourRequests: neighbourRings[queue].producer, worker: queue)
+                events: eventRings[queue].producer, neighbourRequests: neighbourRings[queue].producer, worker: queue,
+                eventsEnabled: eventsFlag)
             let context = QueueWorkerContext(
                 index: queue, inside: SideRings(socket: inside), outside: SideRings(socket: outside), area: umem.area,
                 frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: configuration.fillTarget,
@@ -287,6 +292,9 @@ public final class Dataplane: @unchecked Sendable {
 
     /// Counters of one worker.
     public func counters(worker: Int) -> [DataplaneCounter: UInt64] { counterBlocks.read(worker: worker) }
+
+    /// Turns the workers' deny/audit/cut events on or off (the API's performance mode).
+    public func setEventsEnabled(_ enabled: Bool) { eventsFlag.store(enabled, ordering: .relaxed) }
 
     /// Pops every queued event of every worker (call from one thread at a time).
     public func drainEvents(_ body: (DataplaneEvent) -> Void) {

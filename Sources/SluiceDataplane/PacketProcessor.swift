@@ -11,6 +11,7 @@
 //
 // Fail closed everywhere: a packet is forwarded only after a live policy allowed its flow.
 
+import Atomics
 import SluicePacket
 import SluicePolicy
 
@@ -48,17 +49,21 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let events: SPSCRing<DataplaneEvent>.Producer
     let neighbourRequests: SPSCRing<NeighbourRequest>.Producer
     let worker: UInt16
+    /// Whether events are wanted (the API's performance mode); nil: always.
+    let eventsEnabled: UnsafeAtomic<Bool>?
 
-    /// A processor for worker `worker`, counting into `counters` and reporting into the rings.
+    /// A processor for worker `worker`, counting into `counters` and reporting into the rings
+    /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
-                worker: Int) {
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
         self.events = events
         self.neighbourRequests = neighbourRequests
         self.worker = UInt16(truncatingIfNeeded: worker)
+        self.eventsEnabled = eventsEnabled
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -161,6 +166,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
 
     @inline(__always)
     func emit(_ event: DataplaneEvent) {
+        if let eventsEnabled, !eventsEnabled.load(ordering: .relaxed) { return }
         if events.push(event) { counters.add(.eventsQueued) } else { counters.add(.eventsDropped) }
     }
 

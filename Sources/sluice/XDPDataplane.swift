@@ -19,7 +19,7 @@ final class XDPDataplaneControl: DataplaneControl, @unchecked Sendable {
     /// The `--policy` file's policy: (id for findings, compiled tables).
     let localPolicy: (id: String, compiled: CompiledPolicy)?
     private let lock = NSLock()
-    private var performanceMode = false
+    private var performanceMode = true
 
     init(dataplane: Dataplane, localPolicy: (id: String, compiled: CompiledPolicy)?) {
         self.dataplane = dataplane
@@ -48,10 +48,15 @@ final class XDPDataplaneControl: DataplaneControl, @unchecked Sendable {
 
     func counters() async -> [String: UInt64] { dataplane.counters() }
 
-    func setPerformanceMode(_ enabled: Bool) async { lock.withLock { performanceMode = enabled } }
+    /// Performance mode *enabled* means the event surfaces are on (docs/api.md): workers emit
+    /// deny/audit events and they become findings; disabled, workers emit none.
+    func setPerformanceMode(_ enabled: Bool) async {
+        lock.withLock { performanceMode = enabled }
+        dataplane.setEventsEnabled(enabled)
+    }
 
-    /// Whether findings are collected (performance mode turns the event surfaces off).
-    var collectsFindings: Bool { lock.withLock { !performanceMode } }
+    /// Whether findings are collected.
+    var collectsFindings: Bool { lock.withLock { performanceMode } }
 }
 
 /// Runs until graceful shutdown: drains events into findings, then stops the dataplane.

@@ -3,6 +3,7 @@
 // new policy generation, TCP phases and timeouts, ICMP errors, hop limits, fail-closed drops.
 // No root, no rings.
 
+import Atomics
 import SluicePacket
 import SluicePolicy
 import Testing
@@ -74,6 +75,17 @@ import Testing
         let events = gateway.drainEvents()
         #expect(events.count == 1)
         #expect(events.first?.kind == .finding && events.first?.enforced == true && events.first?.group == -1)
+    }
+
+    @Test func eventsStopWhenTheControlPlaneTurnsThemOff() throws {
+        let enabled = UnsafeAtomic<Bool>.create(false)
+        defer { enabled.destroy() }
+        let gateway = ProcessorHarness(policy: try compilePolicy(Policies.web), eventsEnabled: enabled)
+        gateway.send(Frames.udp(port: 123), from: .inside)
+        #expect(gateway.drainEvents().isEmpty && gateway.count(.deniedPackets) == 1, "counted, not reported")
+        enabled.store(true, ordering: .relaxed)
+        gateway.send(Frames.udp(port: 123), from: .inside)
+        #expect(gateway.drainEvents().count == 1)
     }
 
     @Test func auditModeLetsTheDenyThroughAndRecordsIt() throws {

@@ -285,6 +285,11 @@ enum GatewayLab {
                                    "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
                                    "--data", tcpOnly, "\(apiURL)/api/v1/policies"])
         #expect(write.contains("confirmed"), "the API deployed the new policy and the workers confirmed: \(write)")
+        // The earlier denies reached the API as findings (worker event rings → FindingRecorder).
+        let findings = try Shell.run(["ip", "netns", "exec", gateway, "curl", "-s", "-f",
+                                      "-H", "Authorization: Bearer \(token)", "\(apiURL)/api/v1/audit/findings"])
+        #expect(findings.contains("packet_deny") && findings.contains("7778") && findings.contains(upstreamV4),
+                "denied UDP 7778 is an audit finding: \(findings)")
         (flow.standardInput as! Pipe).fileHandleForWriting.write("go\n".data(using: .utf8)!)
         let after = String(decoding: flowOutput.readDataToEndOfFile(), as: UTF8.self)
         flow.waitUntilExit()

@@ -3,6 +3,7 @@
 //
 //   client 10.0.0.2 / fd00::2 ── inside (if 1, 10.0.0.1) [gateway] outside (if 2, 192.0.2.1) ── router 192.0.2.254
 
+import Atomics
 import Foundation
 import SluicePacket
 import SluicePolicy
@@ -69,11 +70,12 @@ final class ProcessorHarness: @unchecked Sendable {
     var length = 0
 
     init(flowTable: FlowTableConfiguration = FlowTableConfiguration(capacity: 1024, shardCount: 4),
-         policy: CompiledPolicy? = nil) {
+         policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
         flows = FlowTable(flowTable, seed: 42)
         self.policy = policy
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
-                                    events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0)
+                                    events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0,
+                                    eventsEnabled: eventsEnabled)
     }
 
     deinit {
