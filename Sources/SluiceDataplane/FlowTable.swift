@@ -22,28 +22,46 @@ import SluicePolicy
 import Glibc
 #endif
 
-/// One flow. Lives in a shard's slot array; read and written only under that shard's lock.
+/// One flow: exactly one 64-byte cache line (the key's tail padding holds the flags and TCP
+/// state; times are 32-bit ticks). Lives in a shard's slot array; read and written only under
+/// that shard's lock.
 public struct FlowEntry: Sendable, Equatable {
     /// The flow's direction-free key.
     public var key: FlowKey
-    /// Whether the initiator (always an inside host) is the key's low endpoint.
-    public var initiatorIsLow: Bool
+    /// Bit 0: slot in use; bit 1: the initiator (always an inside host) is the key's low end.
+    var flags: UInt8
     /// TCP phase (`.none` for other protocols).
     public var tcpState: TCPFlowState
-    /// The policy generation whose verdict this flow carries.
-    public var generation: UInt64
-    /// Monotonic nanoseconds of the first and the last packet.
-    public var created: UInt64
-    public var lastSeen: UInt64
-    /// Packets and bytes in both directions.
-    public var packets: UInt64
+    /// The low 32 bits of the policy generation whose verdict this flow carries (compared for
+    /// equality only).
+    public var generation: UInt32
+    /// Monotonic time of the last packet in ticks of 2^20 ns (≈ 1 ms; wraps after ≈ 52 days,
+    /// far beyond any idle timeout).
+    var lastSeenTicks: UInt32
+    /// Packets in both directions.
+    public var packets: UInt32
+    /// Document indexes of the group and rule that allowed it (-1: none, a default, or an index
+    /// beyond Int16).
+    public var group: Int16
+    public var rule: Int16
+    /// Bytes in both directions.
     public var bytes: UInt64
-    /// Document indexes of the group and rule that allowed it (-1: none, e.g. a default).
-    public var group: Int32
-    public var rule: Int32
+
+    static let usedFlag: UInt8 = 1
+    static let initiatorIsLowFlag: UInt8 = 2
+
+    /// Whether the initiator is the key's low endpoint.
+    public var initiatorIsLow: Bool { flags & FlowEntry.initiatorIsLowFlag != 0 }
 
     /// The initiator's tuple (inside → outside).
     public var initiatorTuple: FiveTuple { key.tuple(fromLow: initiatorIsLow) }
+
+    /// Nanoseconds → ticks.
+    @inline(__always)
+    static func ticks(_ nanoseconds: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: nanoseconds >> 20) }
+
+    @inline(__always)
+    static func index(_ value: Int32) -> Int16 { Int16(exactly: value) ?? -1 }
 }
 
 /// What `FlowTable.track` decided for one packet.
@@ -89,24 +107,26 @@ public struct FlowTableConfiguration: Sendable, Equatable {
     }
 }
 
-/// Idle timeouts in nanoseconds, resolved once so the hot path does no floating point.
+/// Idle timeouts in ticks (FlowEntry.ticks), resolved once so the hot path does no floating point.
 struct ResolvedTimeouts {
-    var tcp: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-    var udp: UInt64
-    var icmp: UInt64
+    var tcp: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
+    var udp: UInt32
+    var icmp: UInt32
 
     init(_ timeouts: FlowTimeouts) {
-        func ns(_ state: TCPFlowState) -> UInt64 {
-            timeouts.nanoseconds(protocolNumber: IPProtocolNumber.tcp, state: state)
+        func ticks(_ protocolNumber: UInt8, _ state: TCPFlowState) -> UInt32 {
+            UInt32(clamping: timeouts.nanoseconds(protocolNumber: protocolNumber, state: state) >> 20)
         }
-        tcp = (ns(.none), ns(.synSent), ns(.synReceived), ns(.established), ns(.finFromInitiator),
-               ns(.finFromResponder), ns(.closing), ns(.closed))
-        udp = timeouts.nanoseconds(protocolNumber: IPProtocolNumber.udp, state: .none)
-        icmp = timeouts.nanoseconds(protocolNumber: IPProtocolNumber.icmp, state: .none)
+        let tcpNumber = IPProtocolNumber.tcp
+        tcp = (ticks(tcpNumber, .none), ticks(tcpNumber, .synSent), ticks(tcpNumber, .synReceived),
+               ticks(tcpNumber, .established), ticks(tcpNumber, .finFromInitiator), ticks(tcpNumber, .finFromResponder),
+               ticks(tcpNumber, .closing), ticks(tcpNumber, .closed))
+        udp = ticks(IPProtocolNumber.udp, .none)
+        icmp = ticks(IPProtocolNumber.icmp, .none)
     }
 
     @inline(__always)
-    func idleLimit(_ entry: UnsafeMutablePointer<FlowEntry>) -> UInt64 {
+    func idleLimit(_ entry: UnsafeMutablePointer<FlowEntry>) -> UInt32 {
         switch entry.pointee.key.protocolNumber {
         case IPProtocolNumber.tcp:
             switch entry.pointee.tcpState {
@@ -213,9 +233,8 @@ public final class FlowTable: @unchecked Sendable {
         let seed: UInt64
         /// Per shard, one cache line: lock word at 0, flow count at 8.
         let headers: UnsafeMutableRawPointer
-        /// Per shard, `slotsPerShard` entries, then as many occupancy bytes.
+        /// Per shard, `slotsPerShard` entries, cache-line aligned.
         let entries: UnsafeMutablePointer<FlowEntry>
-        let used: UnsafeMutablePointer<Bool>
         let sweptCounter: UnsafeAtomic<UInt64>
 
         init(shardCount: Int, slotsPerShard: Int, limitPerShard: Int, timeouts: ResolvedTimeouts, seed: UInt64) {
@@ -228,16 +247,16 @@ public final class FlowTable: @unchecked Sendable {
             self.seed = seed
             headers = .allocate(byteCount: shardCount * 64, alignment: 64)
             headers.initializeMemory(as: UInt8.self, repeating: 0, count: shardCount * 64)
-            entries = .allocate(capacity: shardCount * slotsPerShard)
-            used = .allocate(capacity: shardCount * slotsPerShard)
-            used.initialize(repeating: false, count: shardCount * slotsPerShard)
+            let bytes = shardCount * slotsPerShard * MemoryLayout<FlowEntry>.stride
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)  // every slot unused
+            entries = raw.bindMemory(to: FlowEntry.self, capacity: shardCount * slotsPerShard)
             sweptCounter = .create(0)
         }
 
         func deallocate() {
             headers.deallocate()
-            entries.deallocate()
-            used.deallocate()
+            UnsafeMutableRawPointer(entries).deallocate()
             sweptCounter.destroy()
         }
 
@@ -277,11 +296,13 @@ public final class FlowTable: @unchecked Sendable {
         }
 
         @inline(__always)
-        func occupied(_ shard: Int, _ slot: Int) -> Bool { used[shard * slotsPerShard + slot] }
+        func occupied(_ shard: Int, _ slot: Int) -> Bool { entry(shard, slot).pointee.flags & FlowEntry.usedFlag != 0 }
 
         @inline(__always)
         func expired(_ entry: UnsafeMutablePointer<FlowEntry>, now: UInt64) -> Bool {
-            now > entry.pointee.lastSeen && now - entry.pointee.lastSeen > timeouts.idleLimit(entry)
+            // Another worker's clock may be a tick ahead: a "negative" idle time is not expiry.
+            let idle = FlowEntry.ticks(now) &- entry.pointee.lastSeenTicks
+            return idle < 0x8000_0000 && idle > timeouts.idleLimit(entry)
         }
 
         /// The slot holding `key`, or the first free slot of its probe sequence (negated - 1).
@@ -312,7 +333,7 @@ public final class FlowTable: @unchecked Sendable {
                 }
                 next = (next + 1) & slotMask
             }
-            used[shard * slotsPerShard + hole] = false
+            entry(shard, hole).pointee.flags = 0
             countPointer(shard).pointee -= 1
         }
 
@@ -346,11 +367,12 @@ public final class FlowTable: @unchecked Sendable {
             if slot >= 0 {
                 let flow = entry(shard, slot)
                 let fromInitiator = sourceIsLow == flow.pointee.initiatorIsLow
+                let generation32 = UInt32(truncatingIfNeeded: generation)
                 guard fromInitiator == (side == .inside) else {
                     outcome.disposition = .noFlow
                     return outcome
                 }
-                if flow.pointee.generation != generation {
+                if flow.pointee.generation != generation32 {
                     outcome.verdict = judge(fromInitiator ? tuple : tuple.reversed())
                     outcome.judged = true
                     if outcome.verdict.verdict == .deny {
@@ -359,14 +381,14 @@ public final class FlowTable: @unchecked Sendable {
                         outcome.disposition = .cut
                         return outcome
                     }
-                    flow.pointee.generation = generation
-                    flow.pointee.group = outcome.verdict.group
-                    flow.pointee.rule = outcome.verdict.rule
+                    flow.pointee.generation = generation32
+                    flow.pointee.group = FlowEntry.index(outcome.verdict.group)
+                    flow.pointee.rule = FlowEntry.index(outcome.verdict.rule)
                 }
                 if key.protocolNumber == IPProtocolNumber.tcp {
                     flow.pointee.tcpState = flow.pointee.tcpState.next(tcpFlags, fromInitiator: fromInitiator)
                 }
-                flow.pointee.lastSeen = now
+                flow.pointee.lastSeenTicks = FlowEntry.ticks(now)
                 flow.pointee.packets &+= 1
                 flow.pointee.bytes &+= UInt64(length)
                 return outcome
@@ -387,12 +409,12 @@ public final class FlowTable: @unchecked Sendable {
                 return outcome
             }
             let free = -slot - 1
-            entry(shard, free).initialize(to: FlowEntry(
-                key: key, initiatorIsLow: sourceIsLow,
+            entry(shard, free).pointee = FlowEntry(
+                key: key, flags: FlowEntry.usedFlag | (sourceIsLow ? FlowEntry.initiatorIsLowFlag : 0),
                 tcpState: key.protocolNumber == IPProtocolNumber.tcp ? TCPFlowState.initial(tcpFlags) : .none,
-                generation: generation, created: now, lastSeen: now, packets: 1, bytes: UInt64(length),
-                group: outcome.verdict.group, rule: outcome.verdict.rule))
-            used[shard * slotsPerShard + free] = true
+                generation: UInt32(truncatingIfNeeded: generation), lastSeenTicks: FlowEntry.ticks(now), packets: 1,
+                group: FlowEntry.index(outcome.verdict.group), rule: FlowEntry.index(outcome.verdict.rule),
+                bytes: UInt64(length))
             count.pointee += 1
             outcome.opened = true
             return outcome
@@ -419,7 +441,7 @@ public final class FlowTable: @unchecked Sendable {
             let flow = entry(shard, slot)
             let quotedFromInitiator = sourceIsLow == flow.pointee.initiatorIsLow
             guard quotedFromInitiator == (side == .outside) else { return outcome }
-            if flow.pointee.generation != generation {
+            if flow.pointee.generation != UInt32(truncatingIfNeeded: generation) {
                 outcome.verdict = judge(flow.pointee.initiatorTuple)
                 outcome.judged = true
                 if outcome.verdict.verdict == .deny {
@@ -428,7 +450,7 @@ public final class FlowTable: @unchecked Sendable {
                     outcome.disposition = .cut
                     return outcome
                 }
-                flow.pointee.generation = generation
+                flow.pointee.generation = UInt32(truncatingIfNeeded: generation)
             }
             flow.pointee.packets &+= 1
             outcome.disposition = .forward

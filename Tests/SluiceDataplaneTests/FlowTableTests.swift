@@ -20,6 +20,10 @@ import Testing
         #expect(key.hash(seed: 7) == reverseKey.hash(seed: 7))
         #expect(key.tuple(fromLow: sourceIsLow) == tuple)
     }
+
+    @Test func aFlowEntryIsOneCacheLine() {
+        #expect(MemoryLayout<FlowEntry>.size == 64 && MemoryLayout<FlowEntry>.stride == 64)
+    }
 }
 
 @Suite struct TCPFlowStateTests {
