@@ -51,7 +51,9 @@ public struct DataplaneConfiguration: Sendable {
 /// The running gateway dataplane. Control-plane methods may be called from any thread.
 public final class Dataplane: @unchecked Sendable {
     /// The configuration (queues and cores resolved at start).
-    public private(set) var configuration: DataplaneConfiguration
+    public var configuration: DataplaneConfiguration { lock.withLock { settings } }
+    /// Guarded by `lock` (written by start).
+    private var settings: DataplaneConfiguration
     /// The shared flow table.
     public let flows: FlowTable
     private let log: @Sendable (String) -> Void
@@ -76,14 +78,15 @@ public final class Dataplane: @unchecked Sendable {
     private var confirmedExternal: UInt64?
     private var startWorkers: ((Dataplane) throws -> Void)?
     /// Whether the workers run.
-    public private(set) var running = false
+    public var running: Bool { lock.withLock { isRunning } }
+    private var isRunning = false
 
     /// A dataplane for `configuration`; `learned` answers DNS-learned address questions on
     /// the hot path (specialized into the workers, never dispatched dynamically).
     public init<Learned: LearnedAddressLookup & Sendable>(
         _ configuration: DataplaneConfiguration, learned: Learned, log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
-        self.configuration = configuration
+        settings = configuration
         self.log = log
         flows = FlowTable(configuration.flowTable)
         stopFlag = .create(false)
@@ -102,7 +105,7 @@ public final class Dataplane: @unchecked Sendable {
     public func start() throws {
         lock.lock()
         defer { lock.unlock() }
-        guard !running else { return }
+        guard !isRunning else { return }
         do {
             try startLocked()
         } catch {
@@ -112,54 +115,54 @@ public final class Dataplane: @unchecked Sendable {
     }
 
     private func startLocked() throws {
-        let queues = try configuration.queues ?? Dataplane.receiveQueueCount(configuration.inside)
+        let queues = try settings.queues ?? Dataplane.receiveQueueCount(settings.inside)
         guard queues > 0 && queues <= Int(SLUICE_MAX_QUEUES) else {
             throw DataplaneError("queue count \(queues) out of range 1...\(SLUICE_MAX_QUEUES)")
         }
-        configuration.queues = queues
+        settings.queues = queues
         let cpuCount = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let cores = configuration.cores ?? (0..<queues).map { $0 % max(cpuCount, 1) }
+        let cores = settings.cores ?? (0..<queues).map { $0 % max(cpuCount, 1) }
         guard cores.count >= queues else {
             throw DataplaneError("--cores lists \(cores.count) cores for \(queues) queues")
         }
-        configuration.cores = cores
+        settings.cores = cores
         policy = Publication(initial: nil, generation: 0, workerCount: queues)
-        let snapshot = try ForwardingSnapshot.read(inside: configuration.inside, outside: configuration.outside)
+        let snapshot = try ForwardingSnapshot.read(inside: settings.inside, outside: settings.outside)
         forwarding = Publication(initial: snapshot, generation: 1, workerCount: queues)
         counterBlocks = DataplaneCounterBlocks(workerCount: queues)
-        eventRings = (0..<queues).map { _ in SPSCRing(capacity: configuration.eventRingCapacity) }
+        eventRings = (0..<queues).map { _ in SPSCRing(capacity: settings.eventRingCapacity) }
         neighbourRings = (0..<queues).map { _ in SPSCRing(capacity: 256) }
 
         // One program instance per interface: each has its own XSKMAP indexed by rx queue.
-        for interface in [configuration.inside, configuration.outside] {
+        for interface in [settings.inside, settings.outside] {
             let program = try XDPProgram()
             programs.append(program)
             attachments.append(try program.attach(to: interface, log: log))
             log("XDP: \(SLUICE_XDP_PROG_NAME) attached to \(interface) (\(attachments.last!.mode.rawValue) mode)")
         }
-        try refreshGatewayAddresses()
-        forwardBlock = try ForwardPathBlock.install(inside: configuration.inside, outside: configuration.outside)
+        try refreshGatewayAddressesLocked()
+        forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside)
         log("nftables: table inet \(ForwardPathBlock.tableName) blocks kernel forwarding between "
-            + "\(configuration.inside) and \(configuration.outside)")
+            + "\(settings.inside) and \(settings.outside)")
         stopFlag.store(false, ordering: .relaxed)
         try startWorkers?(self)
         startMaintenance()
-        running = true
+        isRunning = true
     }
 
     private func launchWorkers<Learned: LearnedAddressLookup & Sendable>(learned: Learned) throws {
-        let queues = configuration.queues!
+        let queues = settings.queues!
         accountingLock.lock()
         defer { accountingLock.unlock() }
         accounting = Array(repeating: FrameAccounting(free: 0, withKernelForReceive: 0, inTransmit: 0, total: 0),
                            count: queues)
         for queue in 0..<queues {
-            let umem = try Umem(frameCount: configuration.frameCount, frameSize: configuration.frameSize,
-                                ringSize: configuration.ringSize)
-            let inside = try AFXDPSocket(interface: configuration.inside, queue: UInt32(queue), umem: umem,
-                                         program: programs[0], ringSize: configuration.ringSize, sharing: false)
-            let outside = try AFXDPSocket(interface: configuration.outside, queue: UInt32(queue), umem: umem,
-                                          program: programs[1], ringSize: configuration.ringSize, sharing: true)
+            let umem = try Umem(frameCount: settings.frameCount, frameSize: settings.frameSize,
+                                ringSize: settings.ringSize)
+            let inside = try AFXDPSocket(interface: settings.inside, queue: UInt32(queue), umem: umem,
+                                         program: programs[0], ringSize: settings.ringSize, sharing: false)
+            let outside = try AFXDPSocket(interface: settings.outside, queue: UInt32(queue), umem: umem,
+                                          program: programs[1], ringSize: settings.ringSize, sharing: true)
             sockets += [inside, outside]
             let processor = PacketProcessor(
                 flows: flows.handle, learned: learned, counters: PendingCounters(),
@@ -167,11 +170,11 @@ public final class Dataplane: @unchecked Sendable {
                 eventsEnabled: eventsFlag)
             let context = QueueWorkerContext(
                 index: queue, inside: SideRings(socket: inside), outside: SideRings(socket: outside), area: umem.area,
-                frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: configuration.fillTarget,
+                frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: settings.fillTarget,
                 processor: processor, counters: counterBlocks.writer(worker: queue), pending: processor.counters,
                 policy: policy.reader(worker: queue), forwarding: forwarding.reader(worker: queue), stop: stopFlag,
-                idleTimeoutMilliseconds: configuration.idleTimeoutMilliseconds)
-            let core = configuration.cores![queue]
+                idleTimeoutMilliseconds: settings.idleTimeoutMilliseconds)
+            let core = settings.cores![queue]
             let log = self.log
             finished.enter()
             let thread = Thread { [finished, weak self] in
@@ -189,7 +192,7 @@ public final class Dataplane: @unchecked Sendable {
             thread.stackSize = 1 << 20
             threads.append(thread)
             thread.start()
-            log("worker \(queue): queue \(queue) of \(configuration.inside) and \(configuration.outside), CPU \(core)")
+            log("worker \(queue): queue \(queue) of \(settings.inside) and \(settings.outside), CPU \(core)")
         }
     }
 
@@ -222,13 +225,14 @@ public final class Dataplane: @unchecked Sendable {
         attachments.removeAll()
         sockets.removeAll()
         programs.removeAll()
+        gatewayAddresses = []  // the next start's programs have empty maps
         if let forwardBlock {
             forwardBlock.remove()
             self.forwardBlock = nil
             log("nftables: table inet \(ForwardPathBlock.tableName) removed")
         }
-        if running { log("dataplane stopped") }
-        running = false
+        if isRunning { log("dataplane stopped") }
+        isRunning = false
     }
 
     // MARK: - Policy
@@ -310,7 +314,7 @@ public final class Dataplane: @unchecked Sendable {
     private var maintenance: Task<Void, Never>?
 
     private func startMaintenance() {
-        let interval = configuration.forwardingRefresh
+        let interval = settings.forwardingRefresh
         maintenance = Task.detached { [weak self] in
             var lastSweep = ContinuousClock.now
             var lastRefresh = ContinuousClock.now
@@ -352,23 +356,27 @@ public final class Dataplane: @unchecked Sendable {
         return !wanted.isEmpty
     }
 
+    /// Runs under `lock`, so it never overlaps start or stop (which tear down the programs).
     private func refreshForwarding() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard isRunning, let forwarding else { return }
         do {
-            let snapshot = try ForwardingSnapshot.read(inside: configuration.inside, outside: configuration.outside)
-            if let forwarding = lock.withLock({ self.forwarding }) {
-                forwarding.publish(snapshot, generation: forwarding.generation + 1)
-                forwarding.reclaim()
-            }
-            try refreshGatewayAddresses()
+            let snapshot = try ForwardingSnapshot.read(inside: settings.inside, outside: settings.outside)
+            forwarding.publish(snapshot, generation: forwarding.generation + 1)
+            forwarding.reclaim()
+            try refreshGatewayAddressesLocked()
         } catch {
             log("forwarding refresh failed (keeping the previous tables): \(error)")
         }
     }
 
+    /// Guarded by `lock`.
     private var gatewayAddresses: [IPAddress] = []
 
-    /// Traffic to any of the host's own addresses goes to the kernel (DNS proxy, API).
-    private func refreshGatewayAddresses() throws {
+    /// Traffic to any of the host's own addresses goes to the kernel (DNS proxy, API). Call
+    /// with `lock` held.
+    private func refreshGatewayAddressesLocked() throws {
         let addresses = try InterfaceAddresses.read().allAddresses.sorted()
         guard addresses != gatewayAddresses else { return }
         for program in programs { try program.setGatewayAddresses(addresses) }
