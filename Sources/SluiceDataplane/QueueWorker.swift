@@ -262,6 +262,11 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                 _ = withUnsafeMutableBytes(of: &descriptors) { raw in
                     poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, context.idleTimeoutMilliseconds)
                 }
+            } else if sides.0.fd >= 0 {
+                // Busy polling never sleeps in poll(2), which would do the wakeup: zero-copy
+                // drivers wait for it before they use new fill entries.
+                if sides.0.fill.needsWakeup { System.kickReceive(sides.0.fd) }
+                if sides.1.fill.needsWakeup { System.kickReceive(sides.1.fd) }
             }
         }
     }
