@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "classify-bench", targets: ["classify-bench"]),
+        .executable(name: "forward-bench", targets: ["forward-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -32,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // The CLI client of the management API (`sluice policy apply`, `sluice stats`, ...).
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Dataplane: acquire/release atomics in raw memory (policy pointer, epochs, counters, SPSC rings).
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
@@ -49,7 +52,12 @@ let package = Package(
             ]
         ),
         // XDP program loading and attach, UMEM and AF_XDP rings, pinned per-queue workers.
-        .target(name: "SluiceDataplane", dependencies: ["SluicePolicy", "SluicePacket", "CSluiceXDP"]),
+        .target(
+            name: "SluiceDataplane",
+            dependencies: [
+                "SluicePolicy", "SluicePacket", "CSluiceXDP", .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
         // Durable state of the management plane: policies and their versions, settings, service
         // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
         .target(
@@ -90,6 +98,7 @@ let package = Package(
                 "SluiceLab",
                 "SluiceStore",
                 "SluiceAPI",
+                "SluiceDataplane",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -103,6 +112,14 @@ let package = Package(
         // Benchmarks live in bench/ and never run in the test suite (docs/benchmarks.md).
         .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
                           path: "bench/classify"),
+        // Worker cost per packet (processor alone and the worker loop over in-memory rings) with
+        // cycle and allocation counts; AllocCounter interposes malloc in that executable only.
+        .target(name: "AllocCounter", path: "bench/alloc-counter"),
+        .executableTarget(
+            name: "forward-bench",
+            dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
+            path: "bench/forward"
+        ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
         .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),

@@ -2,6 +2,11 @@
 // XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD: Sluice loads and attaches its own XDP program
 // (XDPProgram) instead of libxdp's default one, whose dispatcher needs a bpffs that
 // `ip netns exec` hides; the socket is then put into our XSKMAP with xsk_socket__update_xskmap.
+//
+// Several sockets may share one UMEM (xsk_socket__create_shared): a gateway worker binds queue q
+// of the inside and of the outside interface to the same UMEM, so a frame received on one is
+// transmitted on the other without a copy. Each (interface, queue) then has its own fill and
+// completion rings; the UMEM's own pair serves the first socket.
 
 #if canImport(Glibc)
 import Glibc
@@ -38,13 +43,39 @@ public final class AFXDPSocket {
     private let handle: OpaquePointer
     private let rx: UnsafeMutablePointer<xsk_ring_cons>
     private let tx: UnsafeMutablePointer<xsk_ring_prod>
+    private let fill: UnsafeMutablePointer<xsk_ring_prod>
+    private let completion: UnsafeMutablePointer<xsk_ring_cons>
+    private let ownsUmemRings: Bool
 
     /// Binds a socket to `interface`/`queue` on `umem` (the UMEM's first socket: it shares the
     /// UMEM's fill and completion rings) and registers it in `program`'s XSKMAP at `queue`.
-    public init(interface: String, queue: UInt32, umem: Umem, program: XDPProgram, ringSize: UInt32 = 2048) throws {
+    public convenience init(
+        interface: String, queue: UInt32, umem: Umem, program: XDPProgram, ringSize: UInt32 = 2048
+    ) throws {
+        try self.init(interface: interface, queue: queue, umem: umem, program: program, ringSize: ringSize,
+                      sharing: false)
+    }
+
+    /// Binds a socket to `interface`/`queue` on `umem`, which other sockets may share. With
+    /// `sharing` false this is the UMEM's first socket and uses its fill/completion rings; with
+    /// `sharing` true it gets a fill/completion pair of its own (another interface or queue).
+    /// The kernel reuses the first socket's need_wakeup and copy/zero-copy mode for later ones.
+    public init(
+        interface: String, queue: UInt32, umem: Umem, program: XDPProgram, ringSize: UInt32 = 2048, sharing: Bool
+    ) throws {
         self.interface = interface
         self.queue = queue
         self.umem = umem
+        ownsUmemRings = sharing
+        if sharing {
+            fill = .allocate(capacity: 1)
+            fill.initialize(to: xsk_ring_prod())
+            completion = .allocate(capacity: 1)
+            completion.initialize(to: xsk_ring_cons())
+        } else {
+            fill = umem.fillRing
+            completion = umem.completionRing
+        }
         rx = .allocate(capacity: 1)
         rx.initialize(to: xsk_ring_cons())
         tx = .allocate(capacity: 1)
@@ -56,10 +87,15 @@ public final class AFXDPSocket {
         // Let the kernel pick zero-copy where the driver offers it (veth does not: copy mode).
         config.bind_flags = UInt16(XDP_USE_NEED_WAKEUP)
         var created: OpaquePointer? = nil
-        let status = xsk_socket__create(&created, interface, queue, umem.handle, rx, tx, &config)
+        let status = xsk_socket__create_shared(
+            &created, interface, queue, umem.handle, rx, tx, fill, completion, &config)
         guard status == 0, let created else {
             rx.deallocate()
             tx.deallocate()
+            if sharing {
+                fill.deallocate()
+                completion.deallocate()
+            }
             throw SystemError("xsk_socket__create(\(interface), queue \(queue))", code: status == 0 ? EINVAL : status)
         }
         handle = created
@@ -69,6 +105,10 @@ public final class AFXDPSocket {
             xsk_socket__delete(created)
             rx.deallocate()
             tx.deallocate()
+            if sharing {
+                fill.deallocate()
+                completion.deallocate()
+            }
             throw SystemError("xsk_socket__update_xskmap(\(interface), queue \(queue))", code: registered)
         }
     }
@@ -77,16 +117,20 @@ public final class AFXDPSocket {
         xsk_socket__delete(handle)
         rx.deallocate()
         tx.deallocate()
+        if ownsUmemRings {
+            fill.deallocate()
+            completion.deallocate()
+        }
     }
 
     /// The rx ring view, for the owning worker.
     public var rxRing: RxRing { RxRing(ring: rx) }
     /// The tx ring view, for the owning worker.
     public var txRing: TxRing { TxRing(ring: tx) }
-    /// The UMEM's fill ring view, for the owning worker.
-    public var fillRing: FillRing { FillRing(ring: umem.fillRing) }
-    /// The UMEM's completion ring view, for the owning worker.
-    public var completionRing: CompletionRing { CompletionRing(ring: umem.completionRing) }
+    /// This socket's fill ring view (the UMEM's for its first socket), for the owning worker.
+    public var fillRing: FillRing { FillRing(ring: fill) }
+    /// This socket's completion ring view, for the owning worker.
+    public var completionRing: CompletionRing { CompletionRing(ring: completion) }
 
     /// Reads the kernel's statistics for this socket.
     public func statistics() throws -> SocketStatistics {

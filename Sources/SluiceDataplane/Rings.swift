@@ -13,6 +13,10 @@ import CSluiceXDP
 public struct FillRing {
     let ring: UnsafeMutablePointer<xsk_ring_prod>
 
+    /// A view of the ring struct at `ring` (a socket's, or one in ordinary memory for tests
+    /// and benchmarks that play the kernel's side).
+    public init(ring: UnsafeMutablePointer<xsk_ring_prod>) { self.ring = ring }
+
     /// Whether the kernel asked to be woken (XDP_USE_NEED_WAKEUP) to see new fill entries.
     @inline(__always)
     public var needsWakeup: Bool { xsk_ring_prod__needs_wakeup(ring) != 0 }
@@ -37,6 +41,10 @@ public struct FillRing {
 public struct CompletionRing {
     let ring: UnsafeMutablePointer<xsk_ring_cons>
 
+    /// A view of the ring struct at `ring` (a socket's, or one in ordinary memory for tests
+    /// and benchmarks that play the kernel's side).
+    public init(ring: UnsafeMutablePointer<xsk_ring_cons>) { self.ring = ring }
+
     /// Returns up to `limit` transmitted frames to `allocator`; returns how many.
     @inline(__always)
     public func reclaim(into allocator: inout FrameAllocator, limit: UInt32, frameMask: UInt64) -> UInt32 {
@@ -53,6 +61,10 @@ public struct CompletionRing {
 /// A consumer ring of packet descriptors: the rx ring.
 public struct RxRing {
     let ring: UnsafeMutablePointer<xsk_ring_cons>
+
+    /// A view of the ring struct at `ring` (a socket's, or one in ordinary memory for tests
+    /// and benchmarks that play the kernel's side).
+    public init(ring: UnsafeMutablePointer<xsk_ring_cons>) { self.ring = ring }
 
     /// Claims up to `limit` received descriptors; returns how many and the first index.
     @inline(__always)
@@ -74,6 +86,10 @@ public struct RxRing {
 /// A producer ring of packet descriptors: the tx ring.
 public struct TxRing {
     let ring: UnsafeMutablePointer<xsk_ring_prod>
+
+    /// A view of the ring struct at `ring` (a socket's, or one in ordinary memory for tests
+    /// and benchmarks that play the kernel's side).
+    public init(ring: UnsafeMutablePointer<xsk_ring_prod>) { self.ring = ring }
 
     /// Whether the kernel must be kicked (sendto) to transmit.
     @inline(__always)

@@ -370,6 +370,18 @@ public struct CompiledVerdict: Sendable, Equatable {
     /// How many findings the decision produced (list them with `lookup(_:learned:findings:)`).
     public var findingCount: Int
 
+    /// A verdict from its parts (the dataplane's placeholders and tests build these).
+    public init(verdict: PolicyAction, decision: PolicyAction, decidedBy: DecidedBy, mode: EvaluationMode,
+                group: Int32, rule: Int32, findings: FindingList) {
+        self.verdict = verdict
+        self.decision = decision
+        self.decidedBy = decidedBy
+        self.mode = mode
+        self.group = group
+        self.rule = rule
+        self.findings = findings
+    }
+
     static let disabled = CompiledVerdict(verdict: .deny, decision: .deny, decidedBy: .disabled, mode: .disabled,
                                           group: -1, rule: -1, findingCount: 0)
 }

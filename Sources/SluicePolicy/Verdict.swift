@@ -141,7 +141,7 @@ public protocol LearnedAddressLookup {
 }
 
 /// No learned addresses: hostname rules then match no packet.
-public struct NoLearnedAddresses: LearnedAddressLookup {
+public struct NoLearnedAddresses: LearnedAddressLookup, Sendable {
     public init() {}
     @inline(__always)
     public func contains(group: Int, rule: Int, address: IPAddress) -> Bool { false }

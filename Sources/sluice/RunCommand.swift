@@ -1,11 +1,15 @@
-// `sluice run`: the gateway process. Opens the store in the data directory, deploys the active
-// policy, and runs the management API (and, later, the dataplane and DNS proxy) as Services in one
-// ServiceGroup, which shuts everything down gracefully on SIGTERM or SIGINT.
+// `sluice run`: the gateway process. Opens the store in the data directory, starts the AF_XDP
+// dataplane (`--dataplane xdp`: XDP on --inside and --outside, one pinned worker per queue, the
+// --policy file in force at once), deploys the store's active policy, and runs the management API
+// and the dataplane as Services in one ServiceGroup, which shuts everything down gracefully on
+// SIGTERM or SIGINT (workers stopped, XDP detached, the nftables forward-path block removed).
 import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceAPI
+import SluiceDataplane
+import SluicePolicy
 import SluiceStore
 
 struct RunCommand: AsyncParsableCommand {
@@ -44,10 +48,60 @@ struct RunCommand: AsyncParsableCommand {
         case none
     }
 
+    @Option(help: "The inside interface (workloads), for --dataplane xdp.")
+    var inside: String?
+
+    @Option(help: "The outside interface (uplink), for --dataplane xdp.")
+    var outside: String?
+
+    @Option(help: "Policy file (envelope or bare policy) in force from start and while the store has no active one.")
+    var policy: String?
+
+    @Option(help: "Worker queues on both interfaces (default: the inside interface's rx queue count).")
+    var queues: Int?
+
+    @Option(help: "CPUs of the workers, comma-separated, one per queue (default: worker i on CPU i).")
+    var cores: String?
+
+    @Option(help: "Most flows tracked at once; new flows beyond it are refused and counted.")
+    var flowTableSize: Int = 262_144
+
     func validate() throws {
         _ = try ListenAddress(apiListen)
         if metricsListen != "off" { _ = try ListenAddress(metricsListen) }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if dataplane == .xdp && (inside == nil || outside == nil) {
+            throw ValidationError("--dataplane xdp needs --inside IF and --outside IF (or --dataplane none)")
+        }
+        if let queues, queues < 1 { throw ValidationError("--queues must be at least 1") }
+        if flowTableSize < 1 { throw ValidationError("--flow-table-size must be at least 1") }
+        _ = try parsedCores()
+    }
+
+    func parsedCores() throws -> [Int]? {
+        guard let cores else { return nil }
+        let list = cores.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--cores expects a comma-separated list of CPU numbers, e.g. 0,1")
+        }
+        return list.map { $0! }
+    }
+
+    /// Reads and compiles --policy.
+    func loadLocalPolicy(logger: Logger) throws -> (id: String, compiled: CompiledPolicy)? {
+        guard let policy else { return nil }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: policy))
+        let parsed: ParsedPolicy<PolicyRequest>
+        do {
+            parsed = try PolicyParser.parseDocument(try JSONValue.parse(Array(bytes)))
+        } catch let error as PolicyValidationError {
+            throw ValidationError("--policy \(policy): \(error)")
+        } catch {
+            throw ValidationError("--policy \(policy): \(error)")
+        }
+        for warning in parsed.warnings { logger.warning("--policy \(policy): \(warning)") }
+        let id = parsed.value.name ?? URL(fileURLWithPath: policy).deletingPathExtension().lastPathComponent
+        return (id, PolicyCompiler.compile(parsed.value))
     }
 
     func run() async throws {
@@ -64,11 +118,29 @@ struct RunCommand: AsyncParsableCommand {
                     + "add --api-plaintext-any-address for a lab")
         }
         let dataControl: any DataplaneControl
+        var xdpControl: XDPDataplaneControl?
         switch dataplane {
         case .none: dataControl = NoDataplane()
         case .xdp:
-            throw ValidationError("the xdp dataplane is not part of this build yet; use --dataplane none")
+            var configuration = DataplaneConfiguration(inside: inside!, outside: outside!)
+            configuration.queues = queues
+            configuration.cores = try parsedCores()
+            configuration.flowTable.capacity = flowTableSize
+            let localPolicy = try loadLocalPolicy(logger: logger)
+            let plane = Dataplane(configuration, learned: NoLearnedAddresses(), log: { logger.info("\($0)") })
+            try plane.start()
+            let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy)
+            if let localPolicy {
+                let confirmed = await plane.publish(localPolicy.compiled, tag: localPolicy.id)
+                logger.info(
+                    "policy file in force", metadata: ["policy": "\(localPolicy.id)", "confirmed": "\(confirmed)"])
+            }
+            dataControl = control
+            xdpControl = control
         }
+        // Whatever ends this function (an error below, or the group's shutdown) takes XDP and the
+        // forward-path block down with it; stop() is idempotent.
+        defer { xdpControl?.dataplane.stop() }
 
         let directory = URL(fileURLWithPath: dataDir)
         let metrics = SluiceMetrics()
@@ -116,6 +188,9 @@ struct RunCommand: AsyncParsableCommand {
                     let port = channel.localAddress?.port ?? address.port
                     logger.info("metrics listening on http://\(address.urlHost):\(port)/metrics")
                 })))
+        }
+        if let xdpControl {
+            services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, logger: logger)))
         }
         let group = ServiceGroup(
             configuration: .init(

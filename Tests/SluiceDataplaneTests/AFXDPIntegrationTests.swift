@@ -75,6 +75,7 @@ enum Shell {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         process.environment = ["PATH": IntegrationEnvironment.toolPath]
+        process.standardInput = Pipe()
         process.standardOutput = Pipe()
         process.standardError = Pipe()
         try process.run()

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
+#include <netpacket/packet.h>
 
 /*
  * The one copy of the map layouts lives next to the XDP program; include it by relative path
@@ -45,5 +46,41 @@ int sluice_possible_cpus(void);
  */
 int sluice_xdp_attached_program(int ifindex, uint32_t mode_flags, char *name, size_t name_len,
 				uint32_t *prog_id);
+
+/*
+ * Routing and neighbour tables over rtnetlink (netlink.c). Addresses are in network byte order;
+ * an IPv4 address fills the first 4 bytes of its 16.
+ */
+struct sluice_route {
+	uint8_t family;		/* AF_INET or AF_INET6 */
+	uint8_t dst_len;	/* prefix length */
+	uint8_t has_gateway;	/* 0: directly connected */
+	uint8_t pad;
+	uint32_t oif;		/* egress interface index */
+	uint32_t priority;	/* metric: lower wins among equal prefixes */
+	uint32_t table;
+	uint8_t dst[16];
+	uint8_t gateway[16];
+};
+
+struct sluice_neighbour {
+	uint8_t family;
+	uint8_t has_lladdr;
+	uint16_t state;		/* NUD_* bits */
+	uint32_t ifindex;
+	uint8_t addr[16];
+	uint8_t lladdr[6];
+	uint8_t pad[2];
+};
+
+/* Unicast routes of the main table of a family; returns how many were written, or -errno
+ * (-ENOSPC when capacity is too small). */
+int sluice_nl_routes(int family, struct sluice_route *out, int capacity);
+
+/* The neighbour table of a family (every state); returns how many, or -errno. */
+int sluice_nl_neighbours(int family, struct sluice_neighbour *out, int capacity);
+
+/* Asks the kernel to resolve addr on ifindex (ARP / neighbour solicitation); 0 or -errno. */
+int sluice_nl_neighbour_resolve(int ifindex, int family, const uint8_t *addr);
 
 #endif /* CSLUICEXDP_H */

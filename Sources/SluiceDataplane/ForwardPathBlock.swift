@@ -1,0 +1,77 @@
+// The kernel must not forward between the two gateway interfaces behind Sluice's back: while
+// the dataplane runs, an nftables table `inet sluice` drops transit between them on the
+// forward hook. AF_XDP traffic never reaches that hook; only what the XDP program passes to
+// the kernel could, and none of that may be routed across. Installed at start, removed at stop
+// (and replaced, not duplicated, when a crashed run left it behind).
+
+import Foundation
+
+/// The nftables forward-path drop rule. Control plane only.
+public final class ForwardPathBlock: @unchecked Sendable {
+    /// The nftables table (family inet) that holds the rule.
+    public static let tableName = "sluice"
+    private var installed = true
+
+    private init() {}
+
+    /// Installs (or replaces) the table dropping forwarded traffic between the two interfaces.
+    public static func install(inside: String, outside: String) throws -> ForwardPathBlock {
+        // "table; delete table; table {...}" in one transaction: idempotent, atomic.
+        let ruleset = """
+            table inet \(tableName)
+            delete table inet \(tableName)
+            table inet \(tableName) {
+                chain forward {
+                    type filter hook forward priority filter - 10; policy accept;
+                    iifname "\(inside)" oifname "\(outside)" counter drop
+                    iifname "\(outside)" oifname "\(inside)" counter drop
+                }
+            }
+
+            """
+        try runNFT(["-f", "-"], input: ruleset)
+        return ForwardPathBlock()
+    }
+
+    /// Removes the table. Idempotent.
+    public func remove() {
+        guard installed else { return }
+        installed = false
+        _ = try? ForwardPathBlock.runNFT(["delete", "table", "inet", ForwardPathBlock.tableName], input: nil)
+    }
+
+    /// Whether the table exists now (tests).
+    public static func isInstalled() -> Bool {
+        (try? runNFT(["list", "table", "inet", tableName], input: nil)) != nil
+    }
+
+    deinit { remove() }
+
+    @discardableResult
+    static func runNFT(_ arguments: [String], input: String?) throws -> String {
+        let candidates = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        guard let nft = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw DataplaneError("nft not found (install nftables: scripts/setup.sh)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: nft)
+        process.arguments = arguments
+        let inputPipe = Pipe()
+        let outputPipe = Pipe()
+        let errorPipe = Pipe()
+        process.standardInput = inputPipe
+        process.standardOutput = outputPipe
+        process.standardError = errorPipe
+        try process.run()
+        if let input { inputPipe.fileHandleForWriting.write(input.data(using: .utf8)!) }
+        try? inputPipe.fileHandleForWriting.close()
+        let output = outputPipe.fileHandleForReading.readDataToEndOfFile()
+        let errors = errorPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw DataplaneError("nft \(arguments.joined(separator: " ")) failed: "
+                + String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

@@ -1,0 +1,220 @@
+// The decision for one frame, everything between "a frame arrived on side S" and "send it out
+// of side S' (rewritten in place)" or "drop it, counting why". No rings and no threads here,
+// so it is tested without root against frames built in memory:
+//
+//   parse ─fail─► drop malformed          fragment ─► drop (cannot judge)     no policy ─► drop
+//   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
+//        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
+//   denied / cut / no flow / table full ─► drop
+//   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
+//   decrement TTL/hop limit (incremental checksum), rewrite MACs ─► forward
+//
+// Fail closed everywhere: a packet is forwarded only after a live policy allowed its flow.
+
+import Atomics
+import SluicePacket
+import SluicePolicy
+
+/// A request from a worker to resolve a neighbour (next hop) the forwarding snapshot lacks.
+public struct NeighbourRequest: Sendable, Equatable {
+    public var interfaceIndex: Int32
+    public var family: IPFamily
+    public var address: UInt128
+}
+
+/// What to do with one frame.
+public struct PacketDecision {
+    /// The action.
+    public enum Action: Equatable {
+        /// Transmit the (rewritten) frame on this side.
+        case forward(Side)
+        /// Drop it; the counter says why (already counted).
+        case drop(DataplaneCounter)
+        /// Its hop limit ran out: answer with ICMP time exceeded on the arrival side
+        /// (`PacketProcessor.writeTimeExceeded`), drop the frame.
+        case timeExceeded
+    }
+
+    public var action: Action
+    /// The parsed packet (valid for `.forward` and `.timeExceeded`).
+    public var packet: ParsedPacket?
+}
+
+/// The per-packet logic of one worker. A value holding raw views only (no reference counting);
+/// used by one thread. `Learned` is specialized, never dispatched dynamically.
+public struct PacketProcessor<Learned: LearnedAddressLookup> {
+    let flows: FlowTable.Handle
+    let learned: Learned
+    let counters: PendingCounters
+    let events: SPSCRing<DataplaneEvent>.Producer
+    let neighbourRequests: SPSCRing<NeighbourRequest>.Producer
+    let worker: UInt16
+    /// Whether events are wanted (the API's performance mode); nil: always.
+    let eventsEnabled: UnsafeAtomic<Bool>?
+
+    /// A processor for worker `worker`, counting into `counters` and reporting into the rings
+    /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
+    public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
+                events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+        self.flows = flows
+        self.learned = learned
+        self.counters = counters
+        self.events = events
+        self.neighbourRequests = neighbourRequests
+        self.worker = UInt16(truncatingIfNeeded: worker)
+        self.eventsEnabled = eventsEnabled
+    }
+
+    /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
+    /// rewrites it in place when it is forwarded. `policy` and `forwarding` come from the
+    /// worker's per-batch `Publication` reads; `now` is monotonic nanoseconds.
+    @inline(__always)
+    public func process(
+        frame: UnsafeMutableRawPointer, length: Int, side: Side, now: UInt64,
+        policy: (generation: UInt64, value: Unmanaged<CompiledPolicy>?),
+        forwarding: Unmanaged<ForwardingSnapshot>?
+    ) -> PacketDecision {
+        counters.add(.receivedPackets)
+        counters.add(.receivedBytes, UInt64(length))
+        let buffer = UnsafeRawBufferPointer(start: frame, count: length)
+        let packet: ParsedPacket
+        do {
+            packet = try PacketParser.parse(buffer)
+        } catch {
+            return drop(.droppedMalformed)
+        }
+        if packet.fragment != nil { return drop(.droppedFragment) }
+        guard let compiled = policy.value else { return drop(.droppedNoPolicy) }
+        let learned = self.learned
+        // The judging closure is written at each call site, never stored in a variable: a stored
+        // closure counts as escaping and its captures would be boxed on the heap per packet.
+        let outcome: FlowOutcome
+        if let icmp = packet.icmp, icmp.kind == .error {
+            guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
+            outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
+                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
+        } else {
+            outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
+                                  now: now, generation: policy.generation) {
+                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
+        }
+        if outcome.opened { counters.add(.flowsOpened) }
+        if outcome.closed > 0 { counters.add(.flowsClosed, UInt64(outcome.closed)) }
+        if outcome.judged && outcome.verdict.findings.count > 0 {
+            report(outcome, packet: packet, side: side, now: now, generation: policy.generation)
+        }
+        switch outcome.disposition {
+        case .forward:
+            break
+        case .denied:
+            counters.add(.deniedBytes, UInt64(length))
+            return drop(.deniedPackets)
+        case .cut:
+            counters.add(.flowsCut)
+            let tuple = side == .inside ? packet.tuple : packet.tuple.reversed()
+            emit(DataplaneEvent(kind: .flowCut, tuple: tuple, generation: policy.generation,
+                                group: outcome.verdict.group, rule: outcome.verdict.rule, enforced: true,
+                                timestamp: now, worker: worker))
+            return drop(.droppedFlowCut)
+        case .noFlow:
+            return drop(.droppedNoFlow)
+        case .tableFull:
+            counters.add(.flowsRefused)
+            return drop(.droppedFlowTableFull)
+        }
+        guard let forwarding else { return drop(.droppedNoRoute) }
+        return forwarding._withUnsafeGuaranteedRef { table -> PacketDecision in
+            let egress = table.interface(side.opposite)
+            let family = packet.tuple.family
+            guard let nextHop = table.nextHop(family: family, destination: packet.tuple.destination,
+                                              interfaceIndex: egress.index) else {
+                return drop(.droppedNoRoute)
+            }
+            guard let mac = table.neighbourMAC(interfaceIndex: egress.index, family: family, address: nextHop) else {
+                _ = neighbourRequests.push(NeighbourRequest(interfaceIndex: egress.index, family: family,
+                                                            address: nextHop))
+                return drop(.droppedNoNeighbour)
+            }
+            guard PacketRewriter.decrementHopLimit(frame, packet) else {
+                counters.add(.droppedHopLimit)
+                return PacketDecision(action: .timeExceeded, packet: packet)
+            }
+            PacketRewriter.setEthernetAddresses(frame, destination: mac, source: egress.mac)
+            counters.add(.allowedPackets)
+            counters.add(.allowedBytes, UInt64(length))
+            return PacketDecision(action: .forward(side.opposite), packet: packet)
+        }
+    }
+
+    /// The policy's verdict for the initiator's `tuple` (read without retain/release).
+    @inline(__always)
+    static func judge(_ tuple: FiveTuple, packet: ParsedPacket, compiled: Unmanaged<CompiledPolicy>, learned: Learned)
+        -> CompiledVerdict
+    {
+        let query = PacketProcessor.query(tuple, packet: packet)
+        return compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
+    }
+
+    @inline(__always)
+    func drop(_ reason: DataplaneCounter) -> PacketDecision {
+        counters.add(reason)
+        return PacketDecision(action: .drop(reason), packet: nil)
+    }
+
+    @inline(__always)
+    func emit(_ event: DataplaneEvent) {
+        if let eventsEnabled, !eventsEnabled.load(ordering: .relaxed) { return }
+        if events.push(event) { counters.add(.eventsQueued) } else { counters.add(.eventsDropped) }
+    }
+
+    func report(_ outcome: FlowOutcome, packet: ParsedPacket, side: Side, now: UInt64, generation: UInt64) {
+        let tuple = side == .inside ? packet.tuple : packet.tuple.reversed()
+        let kind: DataplaneEvent.Kind = outcome.opened || outcome.disposition == .denied ? .finding : .rejudged
+        for index in 0..<outcome.verdict.findings.count {
+            let finding = outcome.verdict.findings[index]
+            emit(DataplaneEvent(kind: kind, tuple: tuple, generation: generation, group: finding.group,
+                                rule: finding.rule, enforced: finding.enforced, timestamp: now, worker: worker))
+        }
+    }
+
+    /// The policy query for the initiator's `tuple`. ICMP type/code come from the packet, except
+    /// for replies and errors, which are judged as the echo request that opened their flow.
+    @inline(__always)
+    static func query(_ tuple: FiveTuple, packet: ParsedPacket) -> PacketQuery {
+        let source: IPAddress = tuple.family == .v4 ? .v4(tuple.sourceV4) : .v6(tuple.source)
+        let destination: IPAddress = tuple.family == .v4 ? .v4(tuple.destinationV4) : .v6(tuple.destination)
+        var type: UInt8 = 0
+        var code: UInt8 = 0
+        if tuple.protocolNumber == IPProtocolNumber.icmp || tuple.protocolNumber == IPProtocolNumber.icmpv6 {
+            if let icmp = packet.icmp, icmp.kind == .echoRequest || icmp.kind == .other {
+                type = icmp.type
+                code = icmp.code
+            } else {
+                type = tuple.protocolNumber == IPProtocolNumber.icmp ? 8 : 128
+            }
+        }
+        return PacketQuery(src: source, dst: destination, proto: tuple.protocolNumber, srcPort: tuple.sourcePort,
+                           dstPort: tuple.destinationPort, icmpType: type, icmpCode: code)
+    }
+
+    /// Writes the ICMP time exceeded answering `packet` (from `original`, received on `side`)
+    /// into `buffer`: from the arrival interface's address and MAC back to the sender's MAC.
+    /// Returns the frame length, or nil when no error may or can be sent.
+    public func writeTimeExceeded(
+        answering packet: ParsedPacket, original: UnsafeRawBufferPointer, side: Side,
+        forwarding: Unmanaged<ForwardingSnapshot>, into buffer: UnsafeMutableRawBufferPointer
+    ) -> Int? {
+        guard ICMPErrorBuilder.mayAnswer(packet, frame: original) else { return nil }
+        return forwarding._withUnsafeGuaranteedRef { table -> Int? in
+            let arrival = table.interface(side)
+            let source: UInt128 = packet.tuple.family == .v4 ? UInt128(arrival.ipv4) : arrival.ipv6
+            guard source != 0 else { return nil }
+            return ICMPErrorBuilder.write(
+                .timeExceeded, answering: packet, original: original, from: source, into: buffer,
+                sourceMAC: arrival.mac, destinationMAC: MACAddress(from: original, at: 6))
+        }
+    }
+}
