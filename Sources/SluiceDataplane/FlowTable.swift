@@ -463,5 +463,5 @@ extension CompiledVerdict {
     /// A placeholder for "not judged" (never reported: `FlowOutcome.judged` is false).
     static let none = CompiledVerdict(
         verdict: .deny, decision: .deny, decidedBy: .defaultPolicy, mode: .enforce, group: -1, rule: -1,
-        findings: FindingList())
+        findingCount: 0)
 }

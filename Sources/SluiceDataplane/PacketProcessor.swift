@@ -103,8 +103,8 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         }
         if outcome.opened { counters.add(.flowsOpened) }
         if outcome.closed > 0 { counters.add(.flowsClosed, UInt64(outcome.closed)) }
-        if outcome.judged && outcome.verdict.findings.count > 0 {
-            report(outcome, packet: packet, side: side, now: now, generation: policy.generation)
+        if outcome.judged && outcome.verdict.findingCount > 0 {
+            report(outcome, packet: packet, side: side, now: now, generation: policy.generation, compiled: compiled)
         }
         switch outcome.disposition {
         case .forward:
@@ -170,11 +170,17 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         if events.push(event) { counters.add(.eventsQueued) } else { counters.add(.eventsDropped) }
     }
 
-    func report(_ outcome: FlowOutcome, packet: ParsedPacket, side: Side, now: UInt64, generation: UInt64) {
+    /// Emits the findings of a judged packet. The hot-path lookup only counts them; this second
+    /// lookup lists them, and runs only for the packets that have any (denies and audits).
+    func report(_ outcome: FlowOutcome, packet: ParsedPacket, side: Side, now: UInt64, generation: UInt64,
+                compiled: Unmanaged<CompiledPolicy>) {
         let tuple = side == .inside ? packet.tuple : packet.tuple.reversed()
         let kind: DataplaneEvent.Kind = outcome.opened || outcome.disposition == .denied ? .finding : .rejudged
-        for index in 0..<outcome.verdict.findings.count {
-            let finding = outcome.verdict.findings[index]
+        var findings = FindingList()
+        let query = PacketProcessor.query(tuple, packet: packet)
+        _ = compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned, findings: &findings) }
+        for index in 0..<findings.held {
+            let finding = findings[index]
             emit(DataplaneEvent(kind: kind, tuple: tuple, generation: generation, group: finding.group,
                                 rule: finding.rule, enforced: finding.enforced, timestamp: now, worker: worker))
         }

@@ -372,14 +372,14 @@ public struct CompiledVerdict: Sendable, Equatable {
 
     /// A verdict from its parts (the dataplane's placeholders and tests build these).
     public init(verdict: PolicyAction, decision: PolicyAction, decidedBy: DecidedBy, mode: EvaluationMode,
-                group: Int32, rule: Int32, findings: FindingList) {
+                group: Int32, rule: Int32, findingCount: Int) {
         self.verdict = verdict
         self.decision = decision
         self.decidedBy = decidedBy
         self.mode = mode
         self.group = group
         self.rule = rule
-        self.findings = findings
+        self.findingCount = findingCount
     }
 
     static let disabled = CompiledVerdict(verdict: .deny, decision: .deny, decidedBy: .disabled, mode: .disabled,
