@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
         .library(name: "SluiceStore", targets: ["SluiceStore"]),
         .library(name: "SluiceAPI", targets: ["SluiceAPI"]),
+        .library(name: "SluiceDNS", targets: ["SluiceDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The DNS proxy's learned address set: atomics in raw memory, read lock-free by packet workers.
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
         // Policy schema, validation, reference evaluator and the compiler to flat tables.
@@ -78,12 +81,28 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The DNS proxy (SwiftNIO, UDP and TCP): DNS policy, upstream forwarding, the answer cache
+        // and the learned address set the dataplane reads lock-free (docs/dns.md).
+        .target(
+            name: "SluiceDNS",
+            dependencies: [
+                "SluicePolicy",
+                "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluicePolicy",
                 "SluiceStore",
                 "SluiceAPI",
+                "SluiceDNS",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,6 +120,16 @@ let package = Package(
         .target(name: "SluiceWire"),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
+        .testTarget(
+            name: "SluiceDNSTests",
+            dependencies: [
+                "SluiceDNS",
+                "SluicePolicy",
+                "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The child process of the store's crash test: a write storm that is killed with SIGKILL.
         .executableTarget(name: "StoreStressHelper", dependencies: ["SluiceStore"], path: "Tests/StoreStressHelper"),
         .testTarget(

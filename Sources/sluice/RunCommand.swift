@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceAPI
+import SluiceDNS
 import SluiceStore
 
 struct RunCommand: AsyncParsableCommand {
@@ -33,6 +34,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Dataplane: xdp (AF_XDP forwarding) or none (management-only node).")
     var dataplane: DataplaneKind = .xdp
 
+    @Option(name: .customLong("dns-listen"), help: "Run the DNS proxy on ADDR:PORT, UDP and TCP (repeatable).")
+    var dnsListen: [String] = []
+
+    @Option(
+        name: .customLong("dns-upstream"),
+        help: "Upstream resolver ADDR[:PORT] for the DNS proxy (repeatable, tried in order; port 53 by default).")
+    var dnsUpstream: [String] = []
+
     enum DataplaneKind: String, ExpressibleByArgument {
         case xdp
         case none
@@ -41,6 +50,7 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try ListenAddress(apiListen)
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        _ = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
     }
 
     func run() async throws {
@@ -67,8 +77,11 @@ struct RunCommand: AsyncParsableCommand {
         let store = try SQLiteStore(directory: directory)
         let deployer = PolicyDeployer(store: store, dataplane: dataControl)
         let findings = FindingRecorder(store: store)
+        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
+        if let dnsProxy { await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings) }
         let deps = APIDependencies(
-            store: store, deployer: deployer, dataplane: dataControl, dnsProxy: NoDNSProxy(), findings: findings)
+            store: store, deployer: deployer, dataplane: dataControl,
+            dnsProxy: dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy(), findings: findings)
         await dataControl.setPerformanceMode(try await store.performanceMode())
         let state = await deployer.reconcile()
         logger.info(
@@ -93,7 +106,8 @@ struct RunCommand: AsyncParsableCommand {
             })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: findings)],
+                services: [.init(service: app), .init(service: findings)]
+                    + (dnsProxy.map { [.init(service: DNSProxyService(proxy: $0, logger: logger))] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
