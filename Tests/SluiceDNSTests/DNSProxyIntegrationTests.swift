@@ -30,7 +30,7 @@ struct ProxyFixture {
 
     static func start(policy: String = integrationPolicyJSON,
                       adjust: (inout DNSProxyConfiguration) -> Void = { _ in }) async throws -> ProxyFixture {
-        let nsd = try NSDServer.start()
+        let nsd = try await offPool { Result { try NSDServer.start() } }.get()
         do {
             var configuration = DNSProxyConfiguration(
                 listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
@@ -48,7 +48,8 @@ struct ProxyFixture {
 
     func stop() async {
         await server.close()
-        nsd.stop()
+        let nsd = self.nsd
+        await offPool { nsd.stop() }
     }
 
     /// Sends a query to the proxy as a client would and returns the parsed reply.
@@ -77,7 +78,7 @@ func withProxy(policy: String = integrationPolicyJSON, adjust: (inout DNSProxyCo
     await fixture.stop()
 }
 
-@Suite(.enabled(if: NSDServer.available, NSDServer.skipReason))
+@Suite(.serialized, .enabled(if: NSDServer.available, NSDServer.skipReason))
 struct DNSProxyIntegrationTests {
     @Test func allowedNameIsAnsweredAndLearnedForTTLPlusGrace() async throws {
         try await withProxy { fixture in
@@ -205,16 +206,16 @@ struct DNSProxyIntegrationTests {
     @Test func kdigThroughTheProxyFromDifferentSources() async throws {
         try await withProxy { fixture in
             let port = "\(fixture.port)"
-            let allowed = kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "www.sluice.test", "A"])
+            let allowed = await kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "www.sluice.test", "A"])
             #expect(allowed.contains("status: NOERROR") && allowed.contains("192.0.2.10"))
             // 127.0.1.5 belongs to the quarantine group, which has no DNS rules: NXDOMAIN.
-            let quarantined = kdig(["@127.0.0.1", "-p", port, "-b", "127.0.1.5", "+retry=0", "+time=3",
+            let quarantined = await kdig(["@127.0.0.1", "-p", port, "-b", "127.0.1.5", "+retry=0", "+time=3",
                                     "www.sluice.test", "A"])
             #expect(quarantined.contains("status: NXDOMAIN"))
             // kdig over TCP, and kdig falling back to TCP on its own after a truncated UDP answer.
-            let tcp = kdig(["@127.0.0.1", "-p", port, "+tcp", "+retry=0", "+time=3", "big.sluice.test", "TXT"])
+            let tcp = await kdig(["@127.0.0.1", "-p", port, "+tcp", "+retry=0", "+time=3", "big.sluice.test", "TXT"])
             #expect(tcp.contains("status: NOERROR") && tcp.contains("ANSWER: 3"))
-            let fallback = kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "+bufsize=1232", "big.sluice.test",
+            let fallback = await kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "+bufsize=1232", "big.sluice.test",
                                  "TXT"])
             #expect(fallback.contains("ANSWER: 3"))
         }

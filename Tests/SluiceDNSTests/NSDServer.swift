@@ -3,6 +3,7 @@
 // `defer` so a failing test does not leave it running. Tests that need it are skipped with the reason
 // when nsd is not installed (scripts/setup.sh installs it).
 import Foundation
+import Testing
 
 struct NSDServer {
     static let binary = "/usr/sbin/nsd"
@@ -77,11 +78,8 @@ struct NSDServer {
 
         """
         try conf.write(to: directory.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"]
-        try process.run()
-        process.waitUntilExit()  // nsd daemonises; the parent exits once it has forked
+        // nsd daemonises: the parent exits once the daemon has forked.
+        _ = spawnAndWait(binary, ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
         // Wait until it answers (up to 5 s).
         for _ in 0..<50 {
             if server.answers() { return server }
@@ -98,33 +96,81 @@ struct NSDServer {
 
     /// Whether nsd answers a query for the zone's SOA (checked with kdig).
     func answers() -> Bool {
-        let output = kdig(["@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"])
+        let output = spawnAndWait("/usr/bin/kdig", ["@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"])
         return output.contains("status: NOERROR")
     }
 
-    /// Stops nsd and removes its directory. Safe to call twice.
+    /// Stops nsd (the daemon leads its own process group: its server and xfrd children go with it) and
+    /// removes its directory. Safe to call twice.
     func stop() {
         let pidFile = directory.appendingPathComponent("nsd.pid").path
         if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            kill(pid, SIGTERM)
-            for _ in 0..<50 where kill(pid, 0) == 0 { Thread.sleep(forTimeInterval: 0.05) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 {
+            kill(-pid, SIGTERM)
+            Thread.sleep(forTimeInterval: 0.2)
+            kill(-pid, SIGKILL)
         }
         try? FileManager.default.removeItem(at: directory)
     }
 }
 
-/// Runs kdig with `arguments` and returns its standard output (empty when it cannot run).
-func kdig(_ arguments: [String]) -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/kdig")
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = Pipe()
-    do { try process.run() } catch { return "" }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+/// Runs kdig with `arguments` and returns its standard output (empty when it cannot run). On its own
+/// thread: blocking a cooperative thread would starve the proxy's query tasks that kdig is waiting for.
+func kdig(_ arguments: [String]) async -> String {
+    await offPool { spawnAndWait("/usr/bin/kdig", arguments) }
+}
+
+/// Runs blocking work on a new thread and awaits its result.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
+}
+
+/// Runs a program, waits for it and returns its standard output. posix_spawn and waitpid directly, with
+/// a clean signal mask and default handlers in the child: Foundation's Process can hang waiting for a
+/// daemonising child here, and a child inheriting the test runner's blocked signals could not be stopped.
+/// Without `capture` the output goes to /dev/null (a daemon could keep a pipe open forever).
+func spawnAndWait(_ path: String, _ arguments: [String], capture: Bool = true) -> String {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return "" }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if capture {
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addclose(&actions, fds[0])
+    posix_spawn_file_actions_addclose(&actions, fds[1])
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    close(fds[1])
+    var output: [UInt8] = []
+    if spawned == 0 {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fds[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            output.append(contentsOf: buffer[0..<count])
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    close(fds[0])
+    return String(decoding: output, as: UTF8.self)
 }
