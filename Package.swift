@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "classify-bench", targets: ["classify-bench"]),
+        .executable(name: "dns-bench", targets: ["dns-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -112,6 +113,17 @@ let package = Package(
         // Benchmarks live in bench/ and never run in the test suite (docs/benchmarks.md).
         .executableTarget(name: "classify-bench", dependencies: ["SluicePolicy", "SluicePolicyGen"],
                           path: "bench/classify"),
+        // DNS proxy throughput and latency against the upstream alone, with dnsperf and nsd (docs/dns.md).
+        .executableTarget(
+            name: "dns-bench",
+            dependencies: [
+                "SluiceDNS",
+                "SluicePolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/dns"
+        ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket"]),
         .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),

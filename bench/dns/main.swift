@@ -15,23 +15,31 @@ import NIOPosix
 import SluiceDNS
 import SluicePolicy
 
-setvbuf(stdout, nil, _IONBF, 0)
-
-var seconds = 10
-var names = 5000
-var arguments = CommandLine.arguments.dropFirst()
-while let argument = arguments.popFirst() {
-    switch argument {
-    case "--seconds": seconds = Int(arguments.popFirst() ?? "") ?? seconds
-    case "--names": names = Int(arguments.popFirst() ?? "") ?? names
-    default:
-        print("usage: dns-bench [--seconds N] [--names N]")
-        exit(2)
-    }
+/// Writes a line at once (unbuffered), so progress shows when piped into a file.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+func parseArguments() -> (seconds: Int, names: Int) {
+    var seconds = 10
+    var names = 5000
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--seconds": seconds = Int(arguments.popFirst() ?? "") ?? seconds
+        case "--names": names = Int(arguments.popFirst() ?? "") ?? names
+        default:
+            say("usage: dns-bench [--seconds N] [--names N]")
+            exit(2)
+        }
+    }
+    return (seconds, names)
+}
+
+let (seconds, names) = parseArguments()
+
 for tool in ["/usr/sbin/nsd", "/usr/bin/dnsperf"] where !FileManager.default.isExecutableFile(atPath: tool) {
-    print("dns-bench: \(tool) is missing; run scripts/setup.sh")
+    say("dns-bench: \(tool) is missing; run scripts/setup.sh")
     exit(1)
 }
 
@@ -67,29 +75,69 @@ zone:
 
 """.write(to: work.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
 
-func run(_ path: String, _ arguments: [String]) -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return "" }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+/// Runs a program, waits for it and returns its standard output. posix_spawn and waitpid directly, with
+/// a clean signal mask and default handlers in the child: Foundation's Process can hang waiting for a
+/// daemonising child here, and a child inheriting the test runner's blocked signals could not be stopped.
+/// Without `capture` the output goes to /dev/null (a daemon could keep a pipe open forever).
+func run(_ path: String, _ arguments: [String], capture: Bool = true) -> String {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return "" }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if capture {
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addclose(&actions, fds[0])
+    posix_spawn_file_actions_addclose(&actions, fds[1])
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    close(fds[1])
+    var output: [UInt8] = []
+    if spawned == 0 {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fds[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            output.append(contentsOf: buffer[0..<count])
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    close(fds[0])
+    return String(decoding: output, as: UTF8.self)
 }
 
 func stopNSD() {
     if let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
        let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-        kill(pid, SIGTERM)
+        kill(-pid, SIGKILL)  // the daemon leads its own process group, with its server and xfrd children
     }
     try? FileManager.default.removeItem(at: work)
 }
 
-_ = run("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"])
-Thread.sleep(forTimeInterval: 1)
+_ = run("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
+// Wait until nsd answers (up to 5 s), so the first run does not measure its start.
+for _ in 0..<50 {
+    let probe = run("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
+    if probe.contains("status: NOERROR") { break }
+    usleep(100_000)
+}
 signal(SIGINT) { _ in
     stopNSD()
     exit(130)
@@ -163,7 +211,7 @@ try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
 
 func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
 
-print("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
 do {
     for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)] {
         let server = try await startProxy(cache: cache)
@@ -175,7 +223,7 @@ do {
         let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
         let counters = server.proxy.counters.snapshot()
         await server.close()
-        print("""
+        say("""
         \(mix) (proxy cache \(cache ? "on" : "off")):
           direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
           through proxy:  \(String(format: "%10.0f", proxied.qps)) q/s  lost \(proxied.lost)
@@ -188,6 +236,6 @@ do {
         """)
     }
 } catch {
-    print("dns-bench: \(error)")
+    say("dns-bench: \(error)")
 }
 stopNSD()
