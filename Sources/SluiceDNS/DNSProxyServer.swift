@@ -41,7 +41,9 @@ public final class DNSProxyServer: Sendable {
                 // The same port for TCP as UDP got (matters when the configured port is 0).
                 let tcpAddress = try udp.localAddress.map { bound in
                     var copy = address
-                    if let port = bound.port { copy = try SocketAddress(ipAddress: address.ipAddress ?? "", port: port) }
+                    if let port = bound.port {
+                        copy = try SocketAddress(ipAddress: address.ipAddress ?? "", port: port)
+                    }
                     return copy
                 } ?? address
                 let idle = proxy.configuration.tcpIdleTimeout

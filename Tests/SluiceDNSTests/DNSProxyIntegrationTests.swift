@@ -59,7 +59,8 @@ struct ProxyFixture {
         let client = DNSUpstreamClient(group: MultiThreadedEventLoopGroup.singleton, counters: DNSProxyCounters())
         let query = DNSMessage.query(id: UInt16.random(in: 1...0xFFFF), name: try DNSName(name), type: type, edns: edns)
         if tcp {
-            return try await client.exchangeTCP(query.serialized(), expecting: query, server: address, timeout: .seconds(5))
+            return try await client.exchangeTCP(query.serialized(), expecting: query, server: address,
+                                                timeout: .seconds(5))
         }
         return try await client.exchangeUDP(query.serialized(), expecting: query, server: address, timeout: .seconds(5))
     }
@@ -100,8 +101,9 @@ struct DNSProxyIntegrationTests {
             let request = try PolicyParser.parseRequest(jsonBytes: Array(integrationPolicyJSON.utf8)).value
             let compiled = PolicyCompiler.compile(mode: request.mode, policy: request.policy)
             func verdict(_ dst: String, _ port: UInt16) -> PolicyAction {
-                compiled.lookup(PacketQuery(src: IPAddress("127.0.0.1")!, dst: IPAddress(dst)!, proto: 6, srcPort: 40000,
-                                            dstPort: port), learned: learned.reader).verdict
+                let packet = PacketQuery(src: IPAddress("127.0.0.1")!, dst: IPAddress(dst)!, proto: 6, srcPort: 40000,
+                                         dstPort: port)
+                return compiled.lookup(packet, learned: learned.reader).verdict
             }
             #expect(verdict("192.0.2.10", 443) == .allow)
             #expect(verdict("192.0.2.10", 80) == .deny)
@@ -180,7 +182,8 @@ struct DNSProxyIntegrationTests {
             _ = try await fixture.ask("alias.sluice.test")
             let upstreamQueries = fixture.proxy.counters.value(.upstreamQueries)
             // Swap in a policy that denies the name: the cached answer must not be served.
-            let strict = integrationPolicyJSON.replacingOccurrences(of: "\"api.sluice.test\"", with: "\"alias.sluice.test\"")
+            let strict = integrationPolicyJSON.replacingOccurrences(of: "\"api.sluice.test\"",
+                                                                    with: "\"alias.sluice.test\"")
             fixture.proxy.setPolicy(try dnsPolicy(strict))
             #expect(try await fixture.ask("alias.sluice.test").responseCode == .nameError)
             #expect(fixture.proxy.learned.entries().isEmpty)
@@ -215,8 +218,8 @@ struct DNSProxyIntegrationTests {
             // kdig over TCP, and kdig falling back to TCP on its own after a truncated UDP answer.
             let tcp = await kdig(["@127.0.0.1", "-p", port, "+tcp", "+retry=0", "+time=3", "big.sluice.test", "TXT"])
             #expect(tcp.contains("status: NOERROR") && tcp.contains("ANSWER: 3"))
-            let fallback = await kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "+bufsize=1232", "big.sluice.test",
-                                 "TXT"])
+            let fallback = await kdig(["@127.0.0.1", "-p", port, "+retry=0", "+time=3", "+bufsize=1232",
+                                       "big.sluice.test", "TXT"])
             #expect(fallback.contains("ANSWER: 3"))
         }
     }

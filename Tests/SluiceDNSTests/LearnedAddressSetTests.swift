@@ -93,8 +93,10 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
         #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0002)))
         for index in 3...6 { #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0000 + UInt32(index)))) }
         // Refreshing n3 makes n4 the oldest.
-        set.learn(hostname: "n3.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(.v4(0x0A00_0003), 300)])
-        set.learn(hostname: "n7.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(.v4(0x0A00_0007), 300)])
+        set.learn(hostname: "n3.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                  addresses: [(.v4(0x0A00_0003), 300)])
+        set.learn(hostname: "n7.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                  addresses: [(.v4(0x0A00_0007), 300)])
         #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0003)))
         #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0004)))
     }
@@ -115,8 +117,10 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
 
     @Test func rebindMovesBindingsToNewIndicesOrDropsThem() {
         let set = LearnedAddressSet(configuration: config())
-        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "keep", addresses: [(ip("10.9.0.1"), 60)])
-        set.learn(hostname: "b.test", group: 0, rule: 1, groupID: "g", ruleID: "drop", addresses: [(ip("10.9.0.2"), 60)])
+        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "keep",
+                  addresses: [(ip("10.9.0.1"), 60)])
+        set.learn(hostname: "b.test", group: 0, rule: 1, groupID: "g", ruleID: "drop",
+                  addresses: [(ip("10.9.0.2"), 60)])
         set.rebind { _, _, rule in rule == "keep" ? (group: 2, rule: 3) : nil }
         #expect(set.contains(group: 2, rule: 3, address: ip("10.9.0.1")))
         #expect(!set.contains(group: 0, rule: 0, address: ip("10.9.0.1")))
@@ -147,8 +151,9 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
                 var round = 0
                 while !stop.isSet || round < 1000 {
                     let index = UInt32(round % 64)
-                    if !reader.contains(group: 7, rule: 7, address: .v4(0xC0A8_0000 + index)) { wrong.add(1, ordering: .relaxed) }
-                    if reader.contains(group: 7, rule: 8, address: .v4(0xC0A8_0000 + index)) { wrong.add(1, ordering: .relaxed) }
+                    let address = IPAddress.v4(0xC0A8_0000 + index)
+                    if !reader.contains(group: 7, rule: 7, address: address) { wrong.add(1, ordering: .relaxed) }
+                    if reader.contains(group: 7, rule: 8, address: address) { wrong.add(1, ordering: .relaxed) }
                     round += 1
                 }
                 lookups.add(round * 2, ordering: .relaxed)

@@ -96,7 +96,8 @@ struct NSDServer {
 
     /// Whether nsd answers a query for the zone's SOA (checked with kdig).
     func answers() -> Bool {
-        let output = spawnAndWait("/usr/bin/kdig", ["@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"])
+        let output = spawnAndWait("/usr/bin/kdig",
+                                  ["@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"])
         return output.contains("status: NOERROR")
     }
 

@@ -48,7 +48,8 @@ for tool in ["/usr/sbin/nsd", "/usr/bin/dnsperf"] where !FileManager.default.isE
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-bench-\(getpid())")
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 let nsdPort = Int.random(in: 30_000...60_000)
-var zone = "$ORIGIN bench.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.77\n"
+var zone = "$ORIGIN bench.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n"
+zone += "@ IN NS ns1\nns1 IN A 127.0.0.77\n"
 for index in 0..<names {
     zone += "h\(index) IN A 10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)\n"
 }
@@ -67,6 +68,7 @@ server:
     logfile: "\(dir)/nsd.log"
     database: ""
     server-count: 1
+    rrl-ratelimit: 0
 remote-control:
     control-enable: no
 zone:
@@ -211,7 +213,8 @@ try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
 
 func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
 
-say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
+    + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs")
 do {
     for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)] {
         let server = try await startProxy(cache: cache)
