@@ -10,11 +10,13 @@ let package = Package(
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "classify-bench", targets: ["classify-bench"]),
         .executable(name: "forward-bench", targets: ["forward-bench"]),
+        .executable(name: "dns-bench", targets: ["dns-bench"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
         .library(name: "SluiceStore", targets: ["SluiceStore"]),
         .library(name: "SluiceAPI", targets: ["SluiceAPI"]),
+        .library(name: "SluiceDNS", targets: ["SluiceDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -91,6 +93,20 @@ let package = Package(
         // The lab: network namespaces, veth pairs and upstream services for trying Sluice and for the
         // integration tests. Foundation only; the topology and its command plan are pure values.
         .target(name: "SluiceLab"),
+        // The DNS proxy (SwiftNIO, UDP and TCP): DNS policy, upstream forwarding, the answer cache
+        // and the learned address set the dataplane reads lock-free (docs/dns.md).
+        .target(
+            name: "SluiceDNS",
+            dependencies: [
+                "SluicePolicy",
+                "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -99,6 +115,7 @@ let package = Package(
                 "SluiceStore",
                 "SluiceAPI",
                 "SluiceDataplane",
+                "SluiceDNS",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -120,6 +137,17 @@ let package = Package(
             dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
             path: "bench/forward"
         ),
+        // DNS proxy throughput and latency against the upstream alone, with dnsperf and nsd (docs/dns.md).
+        .executableTarget(
+            name: "dns-bench",
+            dependencies: [
+                "SluiceDNS",
+                "SluicePolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/dns"
+        ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
         .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),
@@ -132,6 +160,16 @@ let package = Package(
         .target(name: "SluiceWire"),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicyGen"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
+        .testTarget(
+            name: "SluiceDNSTests",
+            dependencies: [
+                "SluiceDNS",
+                "SluicePolicy",
+                "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The child process of the store's crash test: a write storm that is killed with SIGKILL.
         .executableTarget(name: "StoreStressHelper", dependencies: ["SluiceStore"], path: "Tests/StoreStressHelper"),
         .testTarget(

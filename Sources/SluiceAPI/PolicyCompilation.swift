@@ -8,7 +8,11 @@ enum PolicyCompilation {
     /// The compiled tables of a stored body and mode. The body was validated when written; a
     /// failure here means the parser tightened since, and is reported, never ignored.
     static func compile(body: String, mode: PolicyMode) throws -> CompiledPolicy {
-        let config = try PolicyParser.parseConfig(JSONValue.stored(body))
-        return PolicyCompiler.compile(mode: mode, policy: config.value)
+        PolicyCompiler.compile(mode: mode, policy: try parse(body: body))
+    }
+
+    /// The policy document of a stored body.
+    static func parse(body: String) throws -> PolicyConfig {
+        try PolicyParser.parseConfig(JSONValue.stored(body)).value
     }
 }

@@ -25,6 +25,14 @@ public struct DeploymentState: Sendable, Equatable {
     public var error: String?
 }
 
+/// The active policy's document, for components that evaluate it themselves (the DNS proxy).
+public struct ActivePolicyDocument: Sendable {
+    public var policyID: String
+    public var version: Int
+    public var mode: PolicyMode
+    public var config: PolicyConfig
+}
+
 /// Compiles and publishes the active policy. An actor: all state changes on its executor.
 public actor PolicyDeployer {
     let store: any ManagementStore
@@ -37,11 +45,19 @@ public actor PolicyDeployer {
         policyID: nil, version: nil, mode: nil, generation: 0, compiled: true, dataplane: "none", error: nil)
     private var generation: UInt64 = 0
     private var running: Task<DeploymentState, Never>?
+    private var observers: [@Sendable (ActivePolicyDocument?) async -> Void] = []
 
     public init(store: any ManagementStore, dataplane: any DataplaneControl, confirmTimeout: Duration = .seconds(2)) {
         self.store = store
         self.dataplane = dataplane
         self.confirmTimeout = confirmTimeout
+    }
+
+    /// Calls `observer` with every newly deployed active policy (nil: none active) from now on, in
+    /// deployment order, before the dataplane is asked to publish it; a policy that fails to compile is
+    /// not passed on (the previous one stays in force, as in the dataplane).
+    public func addObserver(_ observer: @escaping @Sendable (ActivePolicyDocument?) async -> Void) {
+        observers.append(observer)
     }
 
     /// Brings the dataplane in line with the store's active policy and returns the resulting state.
@@ -86,6 +102,16 @@ public actor PolicyDeployer {
                 state = next
                 return next
             }
+        }
+        var document: ActivePolicyDocument?
+        if let active, !observers.isEmpty {
+            if let config = try? PolicyCompilation.parse(body: active.body) {
+                document = ActivePolicyDocument(
+                    policyID: active.id, version: active.version, mode: active.mode, config: config)
+            }
+        }
+        if active == nil || document != nil {
+            for observer in observers { await observer(document) }
         }
         if dataplane.isPresent {
             switch await publishWithinBound(deployment) {

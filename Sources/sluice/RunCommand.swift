@@ -10,6 +10,7 @@ import ServiceLifecycle
 import SluiceAPI
 import SluiceDataplane
 import SluicePolicy
+import SluiceDNS
 import SluiceStore
 
 struct RunCommand: AsyncParsableCommand {
@@ -42,6 +43,14 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "Dataplane: xdp (AF_XDP forwarding) or none (management-only node).")
     var dataplane: DataplaneKind = .xdp
+
+    @Option(name: .customLong("dns-listen"), help: "Run the DNS proxy on ADDR:PORT, UDP and TCP (repeatable).")
+    var dnsListen: [String] = []
+
+    @Option(
+        name: .customLong("dns-upstream"),
+        help: "Upstream resolver ADDR[:PORT] for the DNS proxy (repeatable, tried in order; port 53 by default).")
+    var dnsUpstream: [String] = []
 
     enum DataplaneKind: String, ExpressibleByArgument {
         case xdp
@@ -102,6 +111,7 @@ struct RunCommand: AsyncParsableCommand {
         for warning in parsed.warnings { logger.warning("--policy \(policy): \(warning)") }
         let id = parsed.value.name ?? URL(fileURLWithPath: policy).deletingPathExtension().lastPathComponent
         return (id, PolicyCompiler.compile(parsed.value))
+        _ = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
     }
 
     func run() async throws {
@@ -153,6 +163,11 @@ struct RunCommand: AsyncParsableCommand {
         let deps = APIDependencies(
             store: store, deployer: deployer, dataplane: dataControl, dnsProxy: NoDNSProxy(), findings: findings,
             wiretap: wiretap, metrics: metrics)
+        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
+        if let dnsProxy { await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings) }
+        let deps = APIDependencies(
+            store: store, deployer: deployer, dataplane: dataControl,
+            dnsProxy: dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy(), findings: findings)
         await dataControl.setPerformanceMode(try await store.performanceMode())
         let state = await deployer.reconcile()
         logger.info(
@@ -195,6 +210,8 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 services: services,
+                services: [.init(service: app), .init(service: findings)]
+                    + (dnsProxy.map { [.init(service: DNSProxyService(proxy: $0, logger: logger))] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")

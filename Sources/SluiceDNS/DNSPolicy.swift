@@ -1,0 +1,84 @@
+// The DNS side of the active policy: the reference evaluator's `evaluateDNS` (spec 004, "DNS Evaluation
+// Is Stricter": the first claiming group decides, the first matching dns_hostname rule wins, otherwise
+// deny), plus the id → document index maps that bind learned addresses to what the compiled packet tables
+// call a rule. DNS decisions are per query, not per packet, so the plain evaluator is fast enough here.
+import SluicePolicy
+
+/// What the DNS policy says about one query.
+public struct DNSDecision: Sendable, Equatable {
+    /// The evaluator's verdict (enforced action, decision before audit, findings).
+    public var verdict: Verdict
+    /// Document indices of the enforce-mode allow rule that decided, when one did: learned addresses
+    /// are bound to it. Nil for denies and for audit-mode allows (no rule allowed the name).
+    public var allowingRule: (group: Int, rule: Int)?
+
+    public static func == (lhs: DNSDecision, rhs: DNSDecision) -> Bool {
+        lhs.verdict == rhs.verdict && lhs.allowingRule?.group == rhs.allowingRule?.group
+            && lhs.allowingRule?.rule == rhs.allowingRule?.rule
+    }
+
+    /// Document index of the group that claimed the source, if one did.
+    public var claimingGroup: Int?
+}
+
+/// One active policy as the DNS proxy uses it. Immutable; shared by reference between query tasks.
+public final class DNSPolicy: Sendable {
+    /// The stored policy's id (for findings).
+    public let policyID: String
+    /// Its version, for logs.
+    public let version: Int
+    /// Its mode.
+    public let mode: PolicyMode
+    /// The evaluator over the policy document.
+    public let evaluator: ReferenceEvaluator
+    private let groupIndex: [String: Int]
+    private let ruleIndex: [[String: Int]]
+
+    /// Wraps a parsed policy.
+    public init(policyID: String, version: Int = 0, mode: PolicyMode, config: PolicyConfig) {
+        self.policyID = policyID
+        self.version = version
+        self.mode = mode
+        evaluator = ReferenceEvaluator(mode: mode, policy: config)
+        var groups: [String: Int] = [:]
+        for (index, group) in config.sourceGroups.enumerated() where groups[group.id] == nil {
+            groups[group.id] = index
+        }
+        groupIndex = groups
+        ruleIndex = config.sourceGroups.map { group in
+            var rules: [String: Int] = [:]
+            for (index, rule) in group.rules.enumerated() where rules[rule.id] == nil { rules[rule.id] = index }
+            return rules
+        }
+    }
+
+    /// Judges a query for `name` (any case, trailing dot or not) from `source`.
+    public func judge(source: IPAddress, name: String) -> DNSDecision {
+        let verdict = evaluator.evaluateDNS(source: source, name: name)
+        let group = verdict.sourceGroup.flatMap { groupIndex[$0] }
+        var allowing: (Int, Int)? = nil
+        if verdict.decision == .allow, verdict.decidedBy == .rule, let group, let ruleID = verdict.rule,
+           let rule = ruleIndex[group][ruleID] {
+            allowing = (group, rule)
+        }
+        return DNSDecision(verdict: verdict, allowingRule: allowing, claimingGroup: group)
+    }
+
+    /// Document index of a group id.
+    public func groupIndex(of id: String) -> Int? { groupIndex[id] }
+
+    /// Where a binding learned under an earlier policy belongs now: the indices of rule `ruleID` of group
+    /// `groupID` when, in this policy, it is still the rule that decides `name` for that group's sources
+    /// and it allows it. The group's rules are walked as `evaluateDNS` walks them.
+    public func rebinding(hostname name: String, groupID: String, ruleID: String) -> (group: Int, rule: Int)? {
+        guard mode != .disabled, let group = groupIndex[groupID] else { return nil }
+        let config = evaluator.policy.sourceGroups[group]
+        for index in PolicyOrder.sorted(config.rules.map(\.priority)) {
+            let rule = config.rules[index]
+            guard let pattern = rule.match.dnsHostname, pattern.matches(name) else { continue }
+            if rule.mode == .audit { continue }
+            return rule.id == ruleID && rule.action == .allow ? (group, index) : nil
+        }
+        return nil
+    }
+}

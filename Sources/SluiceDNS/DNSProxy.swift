@@ -1,0 +1,269 @@
+// What the proxy does with one query, independent of sockets (DNSProxyServer carries the bytes):
+//
+//   bytes ─parse─► (malformed: FORMERR or drop) ─► DNS policy of the source (first claiming group,
+//   first matching dns_hostname rule, else deny) ─deny─► NXDOMAIN, finding, withdraw the name's bindings
+//        │                                               (audit: finding, then answered as allowed)
+//        └allow─► cache ─miss─► upstreams in order (UDP, TCP when truncated; timeout each) ─► SERVFAIL if all fail
+//                   └──hit────────────┴─► learn A/AAAA (through CNAMEs) for the allowing rule ─► reply
+//
+// The active policy is swapped at runtime by the control plane (`setPolicy`); a query reads it once, so
+// it is judged by one policy from start to end.
+import NIOCore
+import NIOPosix
+import SluicePolicy
+import SluiceWire
+import Synchronization
+
+/// The proxy's settings (docs/dns.md lists the defaults and why).
+public struct DNSProxyConfiguration: Sendable {
+    /// Addresses to listen on, UDP and TCP each.
+    public var listen: [SocketAddress]
+    /// Upstream resolvers, tried in order.
+    public var upstreams: [SocketAddress]
+    /// How long one upstream exchange (UDP, or the TCP retry) may take.
+    public var upstreamTimeout: TimeAmount = .seconds(2)
+    /// Most queries being answered at once; beyond it UDP queries are dropped (the client retries).
+    public var maxInFlight: Int = 4096
+    /// Largest UDP reply sent, whatever the client's EDNS buffer says (RFC 6891; the flag-day value).
+    public var maxUDPReplySize: Int = 1232
+    /// How long an idle TCP client connection stays open.
+    public var tcpIdleTimeout: TimeAmount = .seconds(10)
+    /// Answer cache bounds.
+    public var cache = DNSCacheConfiguration()
+    /// Learned address set bounds and timing.
+    public var learned = LearnedAddressConfiguration()
+
+    /// Listen and upstream addresses with every other setting at its default.
+    public init(listen: [SocketAddress], upstreams: [SocketAddress]) {
+        self.listen = listen
+        self.upstreams = upstreams
+    }
+}
+
+/// A DNS finding: one deny (enforced or audited) the DNS policy produced.
+public struct DNSFinding: Sendable, Equatable {
+    /// The policy that produced it.
+    public var policyID: String
+    /// Who asked.
+    public var source: IPAddress
+    /// The name asked for, lower case without the trailing dot.
+    public var hostname: String
+    /// The group and rule (ids) and whether the deny was enforced.
+    public var finding: Finding
+}
+
+/// Where findings go (the API's FindingRecorder in `sluice run`). Called from query tasks; must not block.
+public typealias DNSFindingSink = @Sendable (DNSFinding) -> Void
+
+/// The query logic. Any task may call `answer`; the policy and the sink may be replaced at any time.
+public final class DNSProxy: Sendable {
+    /// Settings.
+    public let configuration: DNSProxyConfiguration
+    /// The learned addresses (hand `learned.reader` to the dataplane).
+    public let learned: LearnedAddressSet
+    /// The answer cache.
+    public let cache: DNSAnswerCache
+    /// Counters.
+    public let counters = DNSProxyCounters()
+    let upstream: DNSUpstreamClient
+    private let policy = Mutex<DNSPolicy?>(nil)
+    private let sink = Mutex<DNSFindingSink?>(nil)
+    private let inFlight = Atomic<Int>(0)
+
+    /// A proxy with no active policy (it answers REFUSED until `setPolicy`).
+    public init(configuration: DNSProxyConfiguration,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.configuration = configuration
+        learned = LearnedAddressSet(configuration: configuration.learned)
+        cache = DNSAnswerCache(configuration: configuration.cache)
+        upstream = DNSUpstreamClient(group: group, counters: counters)
+    }
+
+    /// The active policy.
+    public var activePolicy: DNSPolicy? { policy.withLock { $0 } }
+
+    /// Makes `newPolicy` the one queries are judged by (nil: none active, everything REFUSED) and moves
+    /// learned bindings over to it: a binding stays only while its rule still allows its name.
+    public func setPolicy(_ newPolicy: DNSPolicy?) {
+        policy.withLock { $0 = newPolicy }
+        if let newPolicy {
+            learned.rebind { name, group, rule in newPolicy.rebinding(hostname: name, groupID: group, ruleID: rule) }
+        } else {
+            learned.removeAll()
+        }
+    }
+
+    /// Sends DNS findings to `sink` from now on.
+    public func setFindingSink(_ newSink: DNSFindingSink?) {
+        sink.withLock { $0 = newSink }
+    }
+
+    /// Claims a slot for a query; false when `maxInFlight` are being answered (the caller drops it).
+    func enter() -> Bool {
+        if inFlight.add(1, ordering: .relaxed).newValue > configuration.maxInFlight {
+            inFlight.subtract(1, ordering: .relaxed)
+            counters.increment(.droppedOverload)
+            return false
+        }
+        return true
+    }
+
+    func leave() {
+        inFlight.subtract(1, ordering: .relaxed)
+    }
+
+    /// The reply to the query `bytes` from `source` (wire form, without a TCP length prefix), or nil when
+    /// nothing should be sent. `overTCP` lifts the UDP size limit. Never throws, never traps on input.
+    public func answer(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool) async -> [UInt8]? {
+        let query: DNSMessage
+        do {
+            query = try DNSMessage(parsing: bytes)
+        } catch {
+            if let reply = DNSMessage.formatErrorResponse(toUnparsable: bytes) {
+                counters.increment(.formerr)
+                return reply
+            }
+            counters.increment(.droppedMalformed)
+            return nil
+        }
+        guard !query.header.isResponse else {
+            counters.increment(.droppedMalformed)  // a response sent to us: answering could start a loop
+            return nil
+        }
+        let limit = overTCP ? 65_535 : udpLimit(query)
+        guard query.header.opcode == 0 else {
+            counters.increment(.notImplemented)
+            return query.errorResponse(.notImplemented).serialized(maxSize: limit)
+        }
+        guard query.questions.count == 1, let question = query.questions.first else {
+            counters.increment(.formerr)
+            return query.errorResponse(.formatError).serialized(maxSize: limit)
+        }
+        counters.increment(.queries)
+        guard let policy = activePolicy else {
+            counters.increment(.refusedNoPolicy)
+            return query.errorResponse(.refused).serialized(maxSize: limit)
+        }
+        let name = question.name.text
+        let decision = policy.judge(source: source, name: name)
+        report(decision.verdict.findings, policy: policy, source: source, hostname: name)
+        if decision.verdict.verdict == .deny {
+            counters.increment(.denied)
+            counters.increment(.nxdomainPolicy)
+            if let group = decision.claimingGroup {
+                counters.increment(.learnedWithdrawn, by: UInt64(learned.withdraw(hostname: name, group: group)))
+            }
+            return query.errorResponse(.nameError).serialized(maxSize: limit)
+        }
+        counters.increment(.allowed)
+        if decision.verdict.decision == .deny { counters.increment(.audited) }
+
+        let reply: DNSMessage
+        if let cached = cache.lookup(question, now: learned.now()) {
+            counters.increment(.cacheHits)
+            reply = cachedReply(cached, to: query)
+        } else {
+            counters.increment(.cacheMisses)
+            guard let fresh = await forward(query) else {
+                counters.increment(.servfail)
+                return query.errorResponse(.serverFailure).serialized(maxSize: limit)
+            }
+            cache.store(fresh, for: question, now: learned.now())
+            reply = fresh
+        }
+        if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
+        teach(reply, decision: decision, policy: policy, hostname: name)
+        return reply.serialized(maxSize: limit)
+    }
+
+    /// The UDP size limit for a reply to `query`: 512 without EDNS, else its buffer size within our bound.
+    private func udpLimit(_ query: DNSMessage) -> Int {
+        guard let edns = query.edns else { return 512 }
+        return min(max(Int(edns.udpPayloadSize), 512), max(configuration.maxUDPReplySize, 512))
+    }
+
+    private func report(_ findings: [Finding], policy: DNSPolicy, source: IPAddress, hostname: String) {
+        guard !findings.isEmpty, let sink = sink.withLock({ $0 }) else { return }
+        for finding in findings {
+            sink(DNSFinding(policyID: policy.policyID, source: source, hostname: hostname, finding: finding))
+        }
+    }
+
+    /// Binds the answer's addresses (through CNAMEs, each for its chain TTL) to the allowing rule.
+    private func teach(_ reply: DNSMessage, decision: DNSDecision, policy: DNSPolicy, hostname: String) {
+        guard let (group, rule) = decision.allowingRule, reply.responseCode == .noError,
+              case .success(let resolution) = reply.resolveAddresses() else { return }
+        var addresses: [(address: IPAddress, ttl: UInt32)] = []
+        for answer in resolution.addresses {
+            switch answer.address {
+            case .a(let value): addresses.append((.v4(value), answer.chainTTL))
+            case .aaaa(let value): addresses.append((.v6(value), answer.chainTTL))
+            default: continue
+            }
+        }
+        guard !addresses.isEmpty else { return }
+        learned.learn(hostname: hostname, group: group, rule: rule, groupID: decision.verdict.sourceGroup ?? "",
+                      ruleID: decision.verdict.rule ?? "", addresses: addresses)
+        counters.increment(.learnedAddresses, by: UInt64(addresses.count))
+    }
+
+    /// A cached answer dressed as the reply to this query: its id, its question as written, its EDNS.
+    private func cachedReply(_ cached: DNSMessage, to query: DNSMessage) -> DNSMessage {
+        var reply = query.response(code: cached.responseCode, answers: cached.answers, authorities: cached.authorities,
+                                   udpPayloadSize: UInt16(configuration.maxUDPReplySize))
+        reply.additionals = cached.additionals
+        reply.header.authenticData = cached.header.authenticData && (query.edns?.dnssecOK == true
+            || query.header.authenticData)
+        reply.responseCode = cached.responseCode
+        return reply
+    }
+
+    /// Asks the upstreams in order; nil when none gave a usable answer. The reply carries the client's id
+    /// and, when the client sent no OPT record, none either.
+    private func forward(_ query: DNSMessage) async -> DNSMessage? {
+        var outgoing = query
+        outgoing.header.id = UInt16.random(in: 0...UInt16.max)
+        // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
+        if var edns = outgoing.edns {
+            edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
+            outgoing.edns = edns
+        }
+        let bytes = outgoing.serialized(compressNames: true)
+        for server in configuration.upstreams {
+            guard var reply = await exchange(bytes, outgoing, server) else { continue }
+            reply.header.id = query.header.id
+            if query.edns == nil { reply.edns = nil }
+            return reply
+        }
+        return nil
+    }
+
+    /// One upstream: UDP, then TCP when the answer was truncated. Nil on timeout, error or an error rcode.
+    private func exchange(_ bytes: [UInt8], _ outgoing: DNSMessage, _ server: SocketAddress) async -> DNSMessage? {
+        let timeout = configuration.upstreamTimeout
+        let started = CoarseClock.preciseMicroseconds()
+        do {
+            counters.increment(.upstreamQueries)
+            var reply = try await upstream.exchangeUDP(bytes, expecting: outgoing, server: server, timeout: timeout)
+            if reply.header.isTruncated {
+                counters.increment(.upstreamTruncated)
+                counters.increment(.upstreamQueries)
+                reply = try await upstream.exchangeTCP(bytes, expecting: outgoing, server: server, timeout: timeout)
+            }
+            counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- started)
+            switch reply.responseCode {
+            case .noError, .nameError:
+                return reply
+            default:
+                counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next upstream may do better
+                return nil
+            }
+        } catch DNSUpstreamError.timeout {
+            counters.increment(.upstreamTimeouts)
+            return nil
+        } catch {
+            counters.increment(.upstreamErrors)
+            return nil
+        }
+    }
+}

@@ -1,0 +1,192 @@
+// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. Each query is
+// answered in its own task (DNSProxy.answer) and the reply written back on the channel it came from;
+// TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
+// the listeners as a swift-service-lifecycle Service for `sluice run`.
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluicePolicy
+
+/// The bound listeners. Created by `start`, closed by `close`; both may be called from any task.
+public final class DNSProxyServer: Sendable {
+    /// The query logic.
+    public let proxy: DNSProxy
+    private let channels: [any Channel]
+
+    private init(proxy: DNSProxy, channels: [any Channel]) {
+        self.proxy = proxy
+        self.channels = channels
+    }
+
+    /// The local addresses actually bound (UDP first, then TCP, per configured address); useful with port 0.
+    public var boundAddresses: [SocketAddress] { channels.compactMap(\.localAddress) }
+
+    /// Binds UDP and TCP on every configured listen address.
+    public static func start(proxy: DNSProxy, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
+        async throws -> DNSProxyServer
+    {
+        var channels: [any Channel] = []
+        do {
+            for address in proxy.configuration.listen {
+                let udp = try await DatagramBootstrap(group: group)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
+                        }
+                    }
+                    .bind(to: address).get()
+                channels.append(udp)
+                // The same port for TCP as UDP got (matters when the configured port is 0).
+                let tcpAddress = try udp.localAddress.map { bound in
+                    var copy = address
+                    if let port = bound.port {
+                        copy = try SocketAddress(ipAddress: address.ipAddress ?? "", port: port)
+                    }
+                    return copy
+                } ?? address
+                let idle = proxy.configuration.tcpIdleTimeout
+                let tcp = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
+                            try channel.pipeline.syncOperations.addHandler(DNSTCPQueryHandler(proxy: proxy))
+                        }
+                    }
+                    .bind(to: tcpAddress).get()
+                channels.append(tcp)
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        return DNSProxyServer(proxy: proxy, channels: channels)
+    }
+
+    /// Closes every listener (TCP connections already accepted finish on their own or time out).
+    public func close() async {
+        for channel in channels { try? await channel.close() }
+    }
+}
+
+/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4).
+func policyAddress(_ address: SocketAddress?) -> IPAddress? {
+    guard let text = address?.ipAddress, let parsed = IPAddress(text) else { return nil }
+    if case .v6(let value) = parsed, value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
+    return parsed
+}
+
+/// Reads datagrams and answers each in a task. Runs on the listener's event loop.
+private final class DNSUDPQueryHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let proxy: DNSProxy
+
+    init(proxy: DNSProxy) {
+        self.proxy = proxy
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let source = policyAddress(envelope.remoteAddress) else { return }
+        guard proxy.enter() else { return }
+        let bytes = Array(envelope.data.readableBytesView)
+        let channel = context.channel
+        let proxy = self.proxy
+        let client = envelope.remoteAddress
+        Task {
+            defer { proxy.leave() }
+            guard let reply = await proxy.answer(bytes, from: source, overTCP: false) else { return }
+            var buffer = channel.allocator.buffer(capacity: reply.count)
+            buffer.writeBytes(reply)
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A UDP listener must survive errors (e.g. ICMP-induced ones from a client that went away).
+    }
+}
+
+/// Answers each framed query of one TCP connection in a task. Runs on the connection's event loop.
+private final class DNSTCPQueryHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let proxy: DNSProxy
+
+    init(proxy: DNSProxy) {
+        self.proxy = proxy
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let source = policyAddress(context.channel.remoteAddress) else {
+            context.close(promise: nil)
+            return
+        }
+        guard proxy.enter() else {
+            context.close(promise: nil)
+            return
+        }
+        let bytes = Array(frame.readableBytesView)
+        let channel = context.channel
+        let proxy = self.proxy
+        Task {
+            defer { proxy.leave() }
+            guard let reply = await proxy.answer(bytes, from: source, overTCP: true) else {
+                channel.close(promise: nil)  // unparsable without a header: the stream cannot be trusted
+                return
+            }
+            channel.writeAndFlush(ByteBuffer.dnsTCPFrame(reply, allocator: channel.allocator), promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The proxy as a Service: binds on `run`, purges expired learned bindings every few seconds, and closes
+/// the listeners on graceful shutdown.
+public struct DNSProxyService: Service {
+    /// The query logic (policy, cache, learned set, counters).
+    public let proxy: DNSProxy
+    let logger: Logger
+    let group: any EventLoopGroup
+
+    /// A service for `proxy`.
+    public init(proxy: DNSProxy, logger: Logger,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.proxy = proxy
+        self.logger = logger
+        self.group = group
+    }
+
+    public func run() async throws {
+        let server = try await DNSProxyServer.start(proxy: proxy, group: group)
+        let bound = Set(server.boundAddresses.map { "\($0)" }).sorted()
+        logger.info("DNS proxy listening", metadata: ["addresses": "\(bound)",
+                                                      "upstreams": "\(proxy.configuration.upstreams)"])
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(5))
+                proxy.learned.purgeExpired()
+            }
+        }
+        await server.close()
+        logger.info("DNS proxy stopped")
+    }
+}

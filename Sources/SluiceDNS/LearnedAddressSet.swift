@@ -1,0 +1,395 @@
+// Addresses the DNS proxy learned from allowed answers, bound to the (source group, rule) that allowed
+// the name, for the answer's TTL plus a grace period; what hostname rules match packets against.
+//
+//   DNS proxy (writers, serialised by a mutex)            packet workers (readers, no locks)
+//   learn / withdraw / expire / evict                     contains(group, rule, address)
+//     │ bookkeeping per hostname (dictionaries)             │ readers += 1
+//     ▼                                                     │ table = current            (one atomic load)
+//   current table ── in place: new keys, expiry updates     │ probe; state > now?        (coarse clock)
+//     └─ over half full or mostly dead: build a new table,  │ readers -= 1
+//        publish it with one atomic store, retire the old ──┘
+//   retired tables are freed once the writer sees readers == 0 after the swap
+//
+// Reclamation: a reader increments `readers` before loading the table pointer and decrements it after
+// its last read, all sequentially consistent. If the writer, after publishing a new table, reads zero,
+// every reader that could have loaded an old table has finished with it, and every later reader loads
+// the new one; so retired tables are freed then, and kept (counted) until then. Rebuilds are rare (the
+// table doubles, or drops dead slots), so a retired table rarely waits long. The counter is one shared
+// cache line written twice per lookup; lookups happen when a flow is classified, not per packet, which is
+// why this was preferred to per-worker epoch slots. Nothing on the read path allocates or locks.
+import Atomics
+import SluicePolicy
+import Synchronization
+
+/// Bounds and timing of the learned set (docs/dns.md lists the defaults and why).
+public struct LearnedAddressConfiguration: Sendable, Equatable {
+    /// Added to every record's TTL: clients connect a moment after resolving, and caches in the client
+    /// may keep an answer a little past its TTL.
+    public var graceSeconds: UInt32 = 30
+    /// TTLs below this count as this (a TTL of 0 would otherwise teach nothing usable).
+    public var minimumTTLSeconds: UInt32 = 5
+    /// TTLs above this count as this, so a huge TTL cannot pin an address for days.
+    public var maximumTTLSeconds: UInt32 = 86_400
+    /// Most (hostname, rule, address) bindings held; the least recently learned is evicted beyond it.
+    public var maxEntries: Int = 65_536
+
+    /// The defaults.
+    public init() {}
+}
+
+/// One hostname's learned addresses under one rule, for `/api/v1/dns-cache`.
+public struct LearnedAddressEntry: Sendable, Equatable {
+    /// The name as queried, lower case without the trailing dot.
+    public var hostname: String
+    /// Document index of the source group and its id.
+    public var group: Int
+    public var groupID: String
+    /// Document index of the rule within its group and its id.
+    public var rule: Int
+    public var ruleID: String
+    /// Addresses with the monotonic millisecond (CoarseClock) at which each expires.
+    public var addresses: [(address: IPAddress, expiresAt: UInt64)]
+
+    public static func == (lhs: LearnedAddressEntry, rhs: LearnedAddressEntry) -> Bool {
+        lhs.hostname == rhs.hostname && lhs.group == rhs.group && lhs.rule == rhs.rule && lhs.groupID == rhs.groupID
+            && lhs.ruleID == rhs.ruleID && lhs.addresses.map(\.address) == rhs.addresses.map(\.address)
+            && lhs.addresses.map(\.expiresAt) == rhs.addresses.map(\.expiresAt)
+    }
+}
+
+/// Counters of the learned set.
+public struct LearnedAddressStatistics: Sendable, Equatable {
+    /// Bindings held now (expired ones until the next purge).
+    public var entries: Int
+    /// Bindings evicted because the set was full.
+    public var evicted: UInt64
+    /// Bindings removed because a later query for the name was denied.
+    public var withdrawn: UInt64
+    /// Bindings purged after expiry.
+    public var expired: UInt64
+    /// Tables built (the first included).
+    public var tablesBuilt: UInt64
+    /// Retired tables still waiting for readers to leave.
+    public var retiredTables: Int
+}
+
+/// The read side, handed to packet workers. A trivially copyable view of the set's atomics: any number
+/// of threads may call `contains` at once, without locks or allocation. Valid while its set lives.
+public struct LearnedAddressReader: LearnedAddressLookup, @unchecked Sendable {
+    let current: UnsafeAtomic<UnsafeMutableRawPointer>
+    let readers: UnsafeAtomic<Int>
+    let clockOffset: UnsafeAtomic<UInt64>
+
+    /// Whether `address` is learned for the rule (document indices) and not expired.
+    @inline(__always)
+    public func contains(group: Int, rule: Int, address: IPAddress) -> Bool {
+        let key = LearnedKey(group: Int32(truncatingIfNeeded: group), rule: Int32(truncatingIfNeeded: rule),
+                             address: address)
+        let now = CoarseClock.nowMilliseconds() &+ clockOffset.load(ordering: .relaxed)
+        readers.wrappingIncrement(ordering: .sequentiallyConsistent)
+        let table = LearnedAddressTable(current.load(ordering: .sequentiallyConsistent))
+        let found = table.contains(key, now: now)
+        readers.wrappingDecrement(ordering: .sequentiallyConsistent)
+        return found
+    }
+
+    /// The set's clock (monotonic milliseconds, including any test offset).
+    public func now() -> UInt64 {
+        CoarseClock.nowMilliseconds() &+ clockOffset.load(ordering: .relaxed)
+    }
+}
+
+/// The learned address set. Writers (`learn`, `withdraw`, `purgeExpired`, `rebind`, `removeAll`) may be
+/// called from any thread; they serialise on an internal mutex. `contains` and `reader` are lock-free.
+public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable {
+    /// Bounds and timing.
+    public let configuration: LearnedAddressConfiguration
+    /// The lock-free read side.
+    public let reader: LearnedAddressReader
+    private let state: Mutex<WriterState>
+
+    /// A binding's address key: address and rule by document indices.
+    struct AddressKey: Hashable {
+        var group: Int32
+        var rule: Int32
+        var address: IPAddress
+        var tableKey: LearnedKey { LearnedKey(group: group, rule: rule, address: address) }
+    }
+
+    struct Binding {
+        var expiry: UInt64
+        var sequence: UInt64
+        var groupID: String
+        var ruleID: String
+    }
+
+    struct WriterState: ~Copyable {
+        var table: LearnedAddressTable
+        var retired: [LearnedAddressTable] = []
+        var names: [String: [AddressKey: Binding]] = [:]
+        var vouchers: [AddressKey: Set<String>] = [:]
+        var count = 0
+        /// Learning order for eviction; entries whose sequence no longer matches are stale and skipped.
+        var order: [(name: String, key: AddressKey, sequence: UInt64)] = []
+        var orderHead = 0
+        var sequence: UInt64 = 0
+        var statistics = LearnedAddressStatistics(entries: 0, evicted: 0, withdrawn: 0, expired: 0, tablesBuilt: 1,
+                                                  retiredTables: 0)
+        var lastPurge: UInt64 = 0
+
+        init(table: LearnedAddressTable) {
+            self.table = table
+        }
+    }
+
+    /// An empty set.
+    public init(configuration: LearnedAddressConfiguration = LearnedAddressConfiguration()) {
+        self.configuration = configuration
+        let table = LearnedAddressTable.allocate(capacity: 64)
+        reader = LearnedAddressReader(current: .create(table.base), readers: .create(0), clockOffset: .create(0))
+        state = Mutex(WriterState(table: table))
+    }
+
+    deinit {
+        state.withLock { state in
+            state.table.deallocate()
+            for table in state.retired { table.deallocate() }
+        }
+        reader.current.destroy()
+        reader.readers.destroy()
+        reader.clockOffset.destroy()
+    }
+
+    /// Whether `address` is learned for the rule (document indices) and not expired. Lock-free.
+    @inline(__always)
+    public func contains(group: Int, rule: Int, address: IPAddress) -> Bool {
+        reader.contains(group: group, rule: rule, address: address)
+    }
+
+    /// The set's clock in monotonic milliseconds.
+    public func now() -> UInt64 { reader.now() }
+
+    /// Moves the set's clock forward (tests: expiry without waiting).
+    public func advanceClock(byMilliseconds milliseconds: UInt64) {
+        reader.clockOffset.wrappingIncrement(by: milliseconds, ordering: .relaxed)
+    }
+
+    /// How long an address from a record with `ttl` stays learned, in milliseconds.
+    public func lifetimeMilliseconds(ttl: UInt32) -> UInt64 {
+        let clamped = min(max(ttl, configuration.minimumTTLSeconds), configuration.maximumTTLSeconds)
+        return (UInt64(clamped) + UInt64(configuration.graceSeconds)) * 1000
+    }
+
+    /// Binds `addresses` (each with its chain TTL) of `hostname` to the rule that allowed it. An address
+    /// already bound keeps the later of its old and new expiry.
+    public func learn(hostname: String, group: Int, rule: Int, groupID: String, ruleID: String,
+                      addresses: [(address: IPAddress, ttl: UInt32)]) {
+        guard !addresses.isEmpty else { return }
+        let now = now()
+        let name = hostname
+        state.withLock { state in
+            if state.count + addresses.count > configuration.maxEntries, now &- state.lastPurge >= 1000 {
+                purge(&state, now: now)
+            }
+            for (address, ttl) in addresses {
+                let key = AddressKey(group: Int32(group), rule: Int32(rule), address: address)
+                let expiry = now + lifetimeMilliseconds(ttl: ttl)
+                state.sequence += 1
+                let sequence = state.sequence
+                if var binding = state.names[name]?[key] {
+                    binding.expiry = max(binding.expiry, expiry)
+                    binding.sequence = sequence
+                    state.names[name]![key] = binding
+                } else {
+                    state.names[name, default: [:]][key] = Binding(expiry: expiry, sequence: sequence,
+                                                                  groupID: groupID, ruleID: ruleID)
+                    state.vouchers[key, default: []].insert(name)
+                    state.count += 1
+                }
+                state.order.append((name, key, sequence))
+                publishExpiry(&state, key, now: now)
+                while state.count > configuration.maxEntries { evictOldest(&state, now: now) }
+            }
+            compactOrder(&state)
+        }
+    }
+
+    /// Removes the bindings of `hostname` (a later query for it was denied): those under rules of `group`
+    /// (document index), or under every group when nil. Returns how many were removed.
+    @discardableResult
+    public func withdraw(hostname: String, group: Int? = nil) -> Int {
+        let now = now()
+        return state.withLock { state in
+            guard let bindings = state.names[hostname] else { return 0 }
+            let removed = bindings.keys.filter { group == nil || Int($0.group) == group }
+            for key in removed {
+                removeBinding(&state, hostname, key)
+                publishExpiry(&state, key, now: now)
+            }
+            state.statistics.withdrawn += UInt64(removed.count)
+            return removed.count
+        }
+    }
+
+    /// Drops expired bindings and, when most of the table is dead, compacts it. The proxy calls this
+    /// every few seconds; correctness never depends on it (readers check expiry themselves).
+    public func purgeExpired() {
+        let now = now()
+        state.withLock { state in purge(&state, now: now) }
+    }
+
+    /// Re-binds every entry after a policy change: `transform` gets (hostname, group id, rule id) and
+    /// returns the rule's document indices in the new policy, or nil when the new policy no longer allows
+    /// the name by that rule (the binding is dropped). Builds a fresh table.
+    public func rebind(_ transform: (String, String, String) -> (group: Int, rule: Int)?) {
+        let now = now()
+        state.withLock { state in
+            var names: [String: [AddressKey: Binding]] = [:]
+            var vouchers: [AddressKey: Set<String>] = [:]
+            var order: [(name: String, key: AddressKey, sequence: UInt64)] = []
+            var count = 0
+            for (name, bindings) in state.names {
+                for (key, binding) in bindings where binding.expiry > now {
+                    guard let (group, rule) = transform(name, binding.groupID, binding.ruleID) else { continue }
+                    let newKey = AddressKey(group: Int32(group), rule: Int32(rule), address: key.address)
+                    names[name, default: [:]][newKey] = binding
+                    vouchers[newKey, default: []].insert(name)
+                    order.append((name, newKey, binding.sequence))
+                    count += 1
+                }
+            }
+            order.sort { $0.sequence < $1.sequence }
+            state.names = names
+            state.vouchers = vouchers
+            state.order = order
+            state.orderHead = 0
+            state.count = count
+            rebuild(&state, now: now)
+        }
+    }
+
+    /// Forgets everything (no active policy).
+    public func removeAll() {
+        rebind { _, _, _ in nil }
+    }
+
+    /// Live bindings grouped by hostname and rule, sorted by hostname.
+    public func entries() -> [LearnedAddressEntry] {
+        let now = now()
+        return state.withLock { state in
+            var result: [LearnedAddressEntry] = []
+            for (name, bindings) in state.names {
+                var byRule: [AddressKey: LearnedAddressEntry] = [:]
+                for (key, binding) in bindings where binding.expiry > now {
+                    let ruleKey = AddressKey(group: key.group, rule: key.rule, address: .v4(0))
+                    byRule[ruleKey, default: LearnedAddressEntry(
+                        hostname: name, group: Int(key.group), groupID: binding.groupID, rule: Int(key.rule),
+                        ruleID: binding.ruleID, addresses: [])].addresses.append((key.address, binding.expiry))
+                }
+                for var entry in byRule.values {
+                    entry.addresses.sort { $0.address < $1.address }
+                    result.append(entry)
+                }
+            }
+            return result.sorted { ($0.hostname, $0.group, $0.rule) < ($1.hostname, $1.group, $1.rule) }
+        }
+    }
+
+    /// Current counters.
+    public func statistics() -> LearnedAddressStatistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.entries = state.count
+            statistics.retiredTables = state.retired.count
+            return statistics
+        }
+    }
+
+    // MARK: - Writer internals (called with the mutex held)
+
+    /// Writes the key's effective expiry (the latest among the names vouching for it) into the table.
+    private func publishExpiry(_ state: inout WriterState, _ key: AddressKey, now: UInt64) {
+        var expiry = LearnedSlotState.dead
+        for name in state.vouchers[key] ?? [] {
+            if let binding = state.names[name]?[key] { expiry = max(expiry, binding.expiry) }
+        }
+        if !state.table.set(key.tableKey, state: expiry) {
+            rebuild(&state, now: now)
+            _ = state.table.set(key.tableKey, state: expiry)
+        }
+    }
+
+    private func evictOldest(_ state: inout WriterState, now: UInt64) {
+        while state.orderHead < state.order.count {
+            let (name, key, sequence) = state.order[state.orderHead]
+            state.orderHead += 1
+            guard let binding = state.names[name]?[key], binding.sequence == sequence else { continue }
+            removeBinding(&state, name, key)
+            state.statistics.evicted += 1
+            publishExpiry(&state, key, now: now)
+            return
+        }
+    }
+
+    private func removeBinding(_ state: inout WriterState, _ name: String, _ key: AddressKey) {
+        state.names[name]?[key] = nil
+        if state.names[name]?.isEmpty == true { state.names[name] = nil }
+        state.vouchers[key]?.remove(name)
+        if state.vouchers[key]?.isEmpty == true { state.vouchers[key] = nil }
+        state.count -= 1
+    }
+
+    /// Drops consumed and stale order entries (a refresh leaves its previous one behind), so the list
+    /// stays proportional to the bindings held.
+    private func compactOrder(_ state: inout WriterState) {
+        let pending = state.order.count - state.orderHead
+        guard pending > 2 * max(state.count, 512) || (state.orderHead > 1024 && state.orderHead > pending) else {
+            return
+        }
+        let names = state.names
+        state.order = state.order[state.orderHead...].filter { names[$0.name]?[$0.key]?.sequence == $0.sequence }
+        state.orderHead = 0
+    }
+
+    private func purge(_ state: inout WriterState, now: UInt64) {
+        state.lastPurge = now
+        var expired: [(String, AddressKey)] = []
+        for (name, bindings) in state.names {
+            for (key, binding) in bindings where binding.expiry <= now { expired.append((name, key)) }
+        }
+        for (name, key) in expired {
+            removeBinding(&state, name, key)
+            publishExpiry(&state, key, now: now)
+        }
+        state.statistics.expired += UInt64(expired.count)
+        // Compact when fewer than a quarter of the used slots are live: misses then probe short chains again.
+        if state.table.occupied > 64, state.vouchers.count * 4 < state.table.occupied { rebuild(&state, now: now) }
+        if state.count == 0 { state.order.removeAll(); state.orderHead = 0 } else { compactOrder(&state) }
+        reclaim(&state)
+    }
+
+    /// Builds a table holding the live keys with room to grow, publishes it and retires the old one.
+    private func rebuild(_ state: inout WriterState, now: UInt64) {
+        let live = state.vouchers.count
+        let table = LearnedAddressTable.allocate(capacity: max(64, (live + 1) * 4))
+        for key in state.vouchers.keys {
+            var expiry = LearnedSlotState.dead
+            for name in state.vouchers[key] ?? [] {
+                if let binding = state.names[name]?[key] { expiry = max(expiry, binding.expiry) }
+            }
+            if expiry > now { _ = table.set(key.tableKey, state: expiry) }
+        }
+        reader.current.store(table.base, ordering: .sequentiallyConsistent)
+        state.retired.append(state.table)
+        state.table = table
+        state.statistics.tablesBuilt += 1
+        reclaim(&state)
+    }
+
+    /// Frees retired tables once no reader can still hold one (see the header comment).
+    private func reclaim(_ state: inout WriterState) {
+        guard !state.retired.isEmpty, reader.readers.load(ordering: .sequentiallyConsistent) == 0 else { return }
+        for table in state.retired { table.deallocate() }
+        state.retired.removeAll()
+    }
+}

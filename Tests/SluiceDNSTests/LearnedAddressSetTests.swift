@@ -1,0 +1,184 @@
+// The learned address set: binding, expiry at TTL + grace (with the minimum TTL), withdrawal scoped to a
+// group, eviction of the oldest beyond the bound, table growth, rebinding after a policy change, and
+// lock-free readers that keep giving right answers while a writer inserts, withdraws and swaps tables.
+import Foundation
+import SluicePolicy
+import Synchronization
+import Testing
+@testable import SluiceDNS
+
+private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
+
+private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1000) -> LearnedAddressConfiguration {
+    var configuration = LearnedAddressConfiguration()
+    configuration.graceSeconds = grace
+    configuration.minimumTTLSeconds = minimum
+    configuration.maxEntries = maxEntries
+    return configuration
+}
+
+@Suite struct LearnedAddressSetTests {
+    @Test func learnedAddressesMatchOnlyTheirRule() {
+        let set = LearnedAddressSet(configuration: config())
+        set.learn(hostname: "www.sluice.test", group: 1, rule: 2, groupID: "g", ruleID: "r",
+                  addresses: [(ip("192.0.2.10"), 300), (ip("2001:db8::10"), 300)])
+        #expect(set.contains(group: 1, rule: 2, address: ip("192.0.2.10")))
+        #expect(set.contains(group: 1, rule: 2, address: ip("2001:db8::10")))
+        #expect(!set.contains(group: 1, rule: 3, address: ip("192.0.2.10")))
+        #expect(!set.contains(group: 0, rule: 2, address: ip("192.0.2.10")))
+        #expect(!set.contains(group: 1, rule: 2, address: ip("192.0.2.11")))
+        // The IPv4 value 192.0.2.10 as an IPv6 address is a different address.
+        #expect(!set.contains(group: 1, rule: 2, address: .v6(0xC000_020A)))
+        let entries = set.entries()
+        #expect(entries.count == 1)
+        #expect(entries.first?.hostname == "www.sluice.test" && entries.first?.groupID == "g")
+        #expect(entries.first?.addresses.map(\.address) == [ip("192.0.2.10"), ip("2001:db8::10")])
+    }
+
+    @Test func expiresAfterTTLPlusGraceWithTheMinimumApplied() {
+        let set = LearnedAddressSet(configuration: config(grace: 30, minimum: 5))
+        let start = set.now()
+        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("10.9.0.1"), 60)])
+        set.learn(hostname: "b.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("10.9.0.2"), 0)])
+        let expiryA = set.entries().first { $0.hostname == "a.test" }!.addresses[0].expiresAt
+        #expect(expiryA >= start + 90_000 && expiryA <= set.now() + 90_000)
+        set.advanceClock(byMilliseconds: 34_000)  // b: minimum 5 s + grace 30 s = 35 s
+        #expect(set.contains(group: 0, rule: 0, address: ip("10.9.0.2")))
+        set.advanceClock(byMilliseconds: 2_000)
+        #expect(!set.contains(group: 0, rule: 0, address: ip("10.9.0.2")))
+        #expect(set.contains(group: 0, rule: 0, address: ip("10.9.0.1")))
+        set.advanceClock(byMilliseconds: 55_000)  // a: 60 + 30 = 90 s
+        #expect(!set.contains(group: 0, rule: 0, address: ip("10.9.0.1")))
+        #expect(set.entries().isEmpty)
+        set.purgeExpired()
+        #expect(set.statistics().entries == 0 && set.statistics().expired == 2)
+    }
+
+    @Test func aLaterAnswerExtendsButNeverShortens() {
+        let set = LearnedAddressSet(configuration: config(grace: 0, minimum: 1))
+        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("10.9.0.1"), 100)])
+        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("10.9.0.1"), 10)])
+        set.advanceClock(byMilliseconds: 50_000)
+        #expect(set.contains(group: 0, rule: 0, address: ip("10.9.0.1")))
+    }
+
+    @Test func withdrawalRemovesTheNamesBindingsInThatGroupOnly() {
+        let set = LearnedAddressSet(configuration: config())
+        set.learn(hostname: "a.test", group: 0, rule: 1, groupID: "g0", ruleID: "r", addresses: [(ip("10.9.0.1"), 60)])
+        set.learn(hostname: "a.test", group: 1, rule: 0, groupID: "g1", ruleID: "r", addresses: [(ip("10.9.0.1"), 60)])
+        // Another name vouching for the same address under the same rule keeps it reachable.
+        set.learn(hostname: "b.test", group: 0, rule: 1, groupID: "g0", ruleID: "r", addresses: [(ip("10.9.0.1"), 60)])
+        set.learn(hostname: "a.test", group: 0, rule: 1, groupID: "g0", ruleID: "r", addresses: [(ip("10.9.0.2"), 60)])
+        #expect(set.withdraw(hostname: "a.test", group: 0) == 2)
+        #expect(set.contains(group: 0, rule: 1, address: ip("10.9.0.1")))  // b.test still vouches
+        #expect(!set.contains(group: 0, rule: 1, address: ip("10.9.0.2")))
+        #expect(set.contains(group: 1, rule: 0, address: ip("10.9.0.1")))
+        #expect(set.withdraw(hostname: "b.test") == 1)
+        #expect(!set.contains(group: 0, rule: 1, address: ip("10.9.0.1")))
+        #expect(set.statistics().withdrawn == 3)
+        // Learning again after a withdrawal works (the dead slot comes back to life).
+        set.learn(hostname: "a.test", group: 0, rule: 1, groupID: "g0", ruleID: "r", addresses: [(ip("10.9.0.2"), 60)])
+        #expect(set.contains(group: 0, rule: 1, address: ip("10.9.0.2")))
+    }
+
+    @Test func boundedByEvictingTheOldest() {
+        let set = LearnedAddressSet(configuration: config(maxEntries: 4))
+        for index in 1...6 {
+            set.learn(hostname: "n\(index).test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                      addresses: [(.v4(0x0A00_0000 + UInt32(index)), 300)])
+        }
+        let statistics = set.statistics()
+        #expect(statistics.entries == 4 && statistics.evicted == 2)
+        #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0001)))
+        #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0002)))
+        for index in 3...6 { #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0000 + UInt32(index)))) }
+        // Refreshing n3 makes n4 the oldest.
+        set.learn(hostname: "n3.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                  addresses: [(.v4(0x0A00_0003), 300)])
+        set.learn(hostname: "n7.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                  addresses: [(.v4(0x0A00_0007), 300)])
+        #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0003)))
+        #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0004)))
+    }
+
+    @Test func growsThroughManyTablesWithoutLosingEntries() {
+        let set = LearnedAddressSet(configuration: config(maxEntries: 100_000))
+        for index in 0..<20_000 {
+            set.learn(hostname: "h\(index % 97).test", group: index % 3, rule: index % 5, groupID: "g", ruleID: "r",
+                      addresses: [(.v4(0x0A00_0000 + UInt32(index)), 300)])
+        }
+        #expect(set.statistics().tablesBuilt > 5)
+        #expect(set.statistics().retiredTables == 0)  // no reader was active: all reclaimed
+        for index in stride(from: 0, to: 20_000, by: 7) {
+            #expect(set.contains(group: index % 3, rule: index % 5, address: .v4(0x0A00_0000 + UInt32(index))))
+            #expect(!set.contains(group: (index + 1) % 3, rule: index % 5, address: .v4(0x0A00_0000 + UInt32(index))))
+        }
+    }
+
+    @Test func rebindMovesBindingsToNewIndicesOrDropsThem() {
+        let set = LearnedAddressSet(configuration: config())
+        set.learn(hostname: "a.test", group: 0, rule: 0, groupID: "g", ruleID: "keep",
+                  addresses: [(ip("10.9.0.1"), 60)])
+        set.learn(hostname: "b.test", group: 0, rule: 1, groupID: "g", ruleID: "drop",
+                  addresses: [(ip("10.9.0.2"), 60)])
+        set.rebind { _, _, rule in rule == "keep" ? (group: 2, rule: 3) : nil }
+        #expect(set.contains(group: 2, rule: 3, address: ip("10.9.0.1")))
+        #expect(!set.contains(group: 0, rule: 0, address: ip("10.9.0.1")))
+        #expect(!set.contains(group: 0, rule: 1, address: ip("10.9.0.2")))
+        #expect(set.entries().map(\.hostname) == ["a.test"])
+        set.removeAll()
+        #expect(set.entries().isEmpty && !set.contains(group: 2, rule: 3, address: ip("10.9.0.1")))
+    }
+
+    /// Readers on several threads check a fixed set of always-present and never-present keys while the
+    /// writer churns other keys (inserting, withdrawing, rebuilding and swapping tables). Any wrong answer
+    /// would be a torn read or a use of a reclaimed table.
+    @Test func lockFreeReadersStayCorrectWhileTheWriterSwapsTables() {
+        let set = LearnedAddressSet(configuration: config(maxEntries: 4096))
+        for index in 0..<64 {
+            set.learn(hostname: "stable\(index).test", group: 7, rule: 7, groupID: "g", ruleID: "r",
+                      addresses: [(.v4(0xC0A8_0000 + UInt32(index)), 3600)])
+        }
+        let reader = set.reader
+        let stop = ManagedFlag()
+        let wrong = Atomic<Int>(0)
+        let lookups = Atomic<Int>(0)
+        let done = DispatchGroup()
+        // Real threads, not tasks: spinning readers must not starve the writer of the cooperative pool.
+        for _ in 0..<2 {
+            done.enter()
+            Thread.detachNewThread {
+                var round = 0
+                while !stop.isSet || round < 1000 {
+                    let index = UInt32(round % 64)
+                    let address = IPAddress.v4(0xC0A8_0000 + index)
+                    if !reader.contains(group: 7, rule: 7, address: address) { wrong.add(1, ordering: .relaxed) }
+                    if reader.contains(group: 7, rule: 8, address: address) { wrong.add(1, ordering: .relaxed) }
+                    round += 1
+                }
+                lookups.add(round * 2, ordering: .relaxed)
+                done.leave()
+            }
+        }
+        for round in 0..<20_000 {
+            set.learn(hostname: "churn\(round % 500).test", group: round % 4, rule: 0, groupID: "g", ruleID: "r",
+                      addresses: [(.v4(0x0A00_0000 + UInt32(round)), 60)])
+            if round % 3 == 0 { set.withdraw(hostname: "churn\((round / 3) % 500).test") }
+            if round % 5000 == 0 { set.purgeExpired() }
+        }
+        stop.set()
+        done.wait()
+        #expect(wrong.load(ordering: .relaxed) == 0)
+        #expect(lookups.load(ordering: .relaxed) >= 4000)
+        #expect(set.statistics().tablesBuilt > 1)
+        set.purgeExpired()  // no reader left: whatever was retired is reclaimed now
+        #expect(set.statistics().retiredTables == 0)
+    }
+}
+
+/// A flag one task sets and others poll.
+final class ManagedFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}

@@ -1,0 +1,244 @@
+// dns-bench: queries per second and latency through the DNS proxy (policy evaluation, cache, upstream
+// forwarding) against the same load sent straight to the upstream, in the same run (issue 5, "Performance").
+//
+//   dnsperf ──► nsd (127.0.0.77)                      direct: the baseline
+//   dnsperf ──► DNSProxy (127.0.0.1, in this process) ──► nsd
+//
+// Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
+// (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
+// full load (dnsperf -q outstanding queries) and then at half the proxy's measured rate for p99 latency
+// (dnsperf -v reports every query's latency). Needs root, nsd and dnsperf (scripts/setup.sh).
+// Usage: swift run -c release dns-bench [--seconds 10] [--names 5000]
+import Foundation
+import NIOCore
+import NIOPosix
+import SluiceDNS
+import SluicePolicy
+
+/// Writes a line at once (unbuffered), so progress shows when piped into a file.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func parseArguments() -> (seconds: Int, names: Int) {
+    var seconds = 10
+    var names = 5000
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--seconds": seconds = Int(arguments.popFirst() ?? "") ?? seconds
+        case "--names": names = Int(arguments.popFirst() ?? "") ?? names
+        default:
+            say("usage: dns-bench [--seconds N] [--names N]")
+            exit(2)
+        }
+    }
+    return (seconds, names)
+}
+
+let (seconds, names) = parseArguments()
+
+for tool in ["/usr/sbin/nsd", "/usr/bin/dnsperf"] where !FileManager.default.isExecutableFile(atPath: tool) {
+    say("dns-bench: \(tool) is missing; run scripts/setup.sh")
+    exit(1)
+}
+
+// MARK: - nsd with a zone of `names` hosts
+
+let work = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-bench-\(getpid())")
+try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+let nsdPort = Int.random(in: 30_000...60_000)
+var zone = "$ORIGIN bench.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n"
+zone += "@ IN NS ns1\nns1 IN A 127.0.0.77\n"
+for index in 0..<names {
+    zone += "h\(index) IN A 10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)\n"
+}
+try zone.write(to: work.appendingPathComponent("bench.test.zone"), atomically: true, encoding: .utf8)
+let dir = work.path
+try """
+server:
+    ip-address: 127.0.0.77@\(nsdPort)
+    username: ""
+    chroot: ""
+    zonesdir: "\(dir)"
+    pidfile: "\(dir)/nsd.pid"
+    zonelistfile: "\(dir)/zone.list"
+    xfrdfile: "\(dir)/xfrd.state"
+    xfrdir: "\(dir)"
+    logfile: "\(dir)/nsd.log"
+    database: ""
+    server-count: 1
+    rrl-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: bench.test
+    zonefile: bench.test.zone
+
+""".write(to: work.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
+
+/// Runs a program, waits for it and returns its standard output. posix_spawn and waitpid directly, with
+/// a clean signal mask and default handlers in the child: Foundation's Process can hang waiting for a
+/// daemonising child here, and a child inheriting the test runner's blocked signals could not be stopped.
+/// Without `capture` the output goes to /dev/null (a daemon could keep a pipe open forever).
+func run(_ path: String, _ arguments: [String], capture: Bool = true) -> String {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return "" }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if capture {
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addclose(&actions, fds[0])
+    posix_spawn_file_actions_addclose(&actions, fds[1])
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    close(fds[1])
+    var output: [UInt8] = []
+    if spawned == 0 {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fds[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            output.append(contentsOf: buffer[0..<count])
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    close(fds[0])
+    return String(decoding: output, as: UTF8.self)
+}
+
+func stopNSD() {
+    if let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
+       let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        kill(-pid, SIGKILL)  // the daemon leads its own process group, with its server and xfrd children
+    }
+    try? FileManager.default.removeItem(at: work)
+}
+
+_ = run("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
+// Wait until nsd answers (up to 5 s), so the first run does not measure its start.
+for _ in 0..<50 {
+    let probe = run("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
+    if probe.contains("status: NOERROR") { break }
+    usleep(100_000)
+}
+signal(SIGINT) { _ in
+    stopNSD()
+    exit(130)
+}
+
+// MARK: - the proxy
+
+let policyJSON = """
+{"mode": "enforce", "policy": {"source_groups": [
+  {"id": "other", "priority": 1, "sources": {"cidrs": ["10.0.0.0/8"]}, "rules": [
+    {"id": "x", "action": "allow", "match": {"dns_hostname": "*.example.com"}}]},
+  {"id": "lab", "priority": 2, "sources": {"cidrs": ["127.0.0.0/8"]}, "rules": [
+    {"id": "no-evil", "action": "deny", "match": {"dns_hostname": "evil.bench.test"}},
+    {"id": "zone", "action": "allow", "match": {"dns_hostname": "*.bench.test", "proto": "tcp", "dst_ports": [443]}}
+  ]}
+]}}
+"""
+
+func startProxy(cache: Bool) async throws -> DNSProxyServer {
+    var configuration = DNSProxyConfiguration(
+        listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
+        upstreams: [try SocketAddress(ipAddress: "127.0.0.77", port: nsdPort)])
+    if !cache { configuration.cache.maxEntries = 0 }
+    configuration.learned.maxEntries = max(names * 2, 1024)
+    let proxy = DNSProxy(configuration: configuration)
+    let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
+    proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
+    return try await DNSProxyServer.start(proxy: proxy)
+}
+
+// MARK: - dnsperf
+
+struct Result {
+    var qps: Double
+    var p50: Double?
+    var p99: Double?
+    var lost: String
+}
+
+func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, rate: Double? = nil) -> Result {
+    var arguments = ["-s", server, "-p", "\(port)", "-d", file, "-l", "\(seconds)", "-q", "\(outstanding)",
+                     "-c", "4", "-t", "2"]
+    if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
+    let output = run("/usr/bin/dnsperf", arguments)
+    func field(_ label: String) -> String? {
+        output.split(separator: "\n").first { $0.contains(label) }.map {
+            $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces)
+        }
+    }
+    let qps = Double(field("Queries per second")?.split(separator: " ").first ?? "") ?? 0
+    let lost = field("Queries lost") ?? "?"
+    var latencies: [Double] = []
+    if rate != nil {
+        // -v lines: "> NOERROR h12.bench.test A 0.000123"
+        for line in output.split(separator: "\n") where line.hasPrefix(">") {
+            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { latencies.append(value) }
+        }
+        latencies.sort()
+    }
+    func quantile(_ q: Double) -> Double? {
+        latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]
+    }
+    return Result(qps: qps, p50: quantile(0.5), p99: quantile(0.99), lost: lost)
+}
+
+let friendly = work.appendingPathComponent("friendly.txt").path
+try (0..<10).map { "h\($0).bench.test A\n" }.joined().write(toFile: friendly, atomically: true, encoding: .utf8)
+let hostile = work.appendingPathComponent("hostile.txt").path
+try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
+    .write(toFile: hostile, atomically: true, encoding: .utf8)
+
+func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
+
+say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
+    + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+do {
+    for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)] {
+        let server = try await startProxy(cache: cache)
+        let port = server.boundAddresses[0].port!
+        let direct = dnsperf(port: nsdPort, server: "127.0.0.77", file: file)
+        let proxied = dnsperf(port: port, server: "127.0.0.1", file: file)
+        let half = proxied.qps / 2
+        let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
+        let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
+        let counters = server.proxy.counters.snapshot()
+        await server.close()
+        say("""
+        \(mix) (proxy cache \(cache ? "on" : "off")):
+          direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
+          through proxy:  \(String(format: "%10.0f", proxied.qps)) q/s  lost \(proxied.lost)
+          ratio proxy/direct: \(String(format: "%.2f", direct.qps > 0 ? proxied.qps / direct.qps : 0))
+          at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
+        p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \
+        \(ms(proxiedHalf.p99.flatMap { p in directHalf.p99.map { p - $0 } }))
+          proxy counters: hits \(counters["cache_hits"] ?? 0), misses \(counters["cache_misses"] ?? 0), \
+        servfail \(counters["servfail"] ?? 0), upstream timeouts \(counters["upstream_timeouts"] ?? 0)
+        """)
+    }
+} catch {
+    say("dns-bench: \(error)")
+}
+stopNSD()
