@@ -127,6 +127,8 @@ struct RunCommand: AsyncParsableCommand {
                 "--api-plaintext is only allowed on a loopback address (got \(listen.host)); "
                     + "add --api-plaintext-any-address for a lab")
         }
+        // The proxy comes first: the dataplane reads its learned addresses (hostname rules).
+        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
         let dataControl: any DataplaneControl
         var xdpControl: XDPDataplaneControl?
         switch dataplane {
@@ -137,7 +139,12 @@ struct RunCommand: AsyncParsableCommand {
             configuration.cores = try parsedCores()
             configuration.flowTable.capacity = flowTableSize
             let localPolicy = try loadLocalPolicy(logger: logger)
-            let plane = Dataplane(configuration, learned: NoLearnedAddresses(), log: { logger.info("\($0)") })
+            let log: @Sendable (String) -> Void = { logger.info("\($0)") }
+            let plane = if let dnsProxy {
+                Dataplane(configuration, learned: dnsProxy.learned.reader, log: log)
+            } else {
+                Dataplane(configuration, learned: NoLearnedAddresses(), log: log)
+            }
             try plane.start()
             let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy)
             if let localPolicy {
@@ -160,14 +167,11 @@ struct RunCommand: AsyncParsableCommand {
         let findings = FindingRecorder(store: store)
         // The dataplane's event collector publishes flow events here (FlowEventSink).
         let wiretap = WiretapHub()
-        let deps = APIDependencies(
-            store: store, deployer: deployer, dataplane: dataControl, dnsProxy: NoDNSProxy(), findings: findings,
-            wiretap: wiretap, metrics: metrics)
-        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
         if let dnsProxy { await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings) }
+        let dnsControl: any DNSProxyControl = dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy()
         let deps = APIDependencies(
-            store: store, deployer: deployer, dataplane: dataControl,
-            dnsProxy: dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy(), findings: findings)
+            store: store, deployer: deployer, dataplane: dataControl, dnsProxy: dnsControl, findings: findings,
+            wiretap: wiretap, metrics: metrics)
         await dataControl.setPerformanceMode(try await store.performanceMode())
         let state = await deployer.reconcile()
         logger.info(
@@ -207,11 +211,12 @@ struct RunCommand: AsyncParsableCommand {
         if let xdpControl {
             services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, logger: logger)))
         }
+        if let dnsProxy {
+            services.append(.init(service: DNSProxyService(proxy: dnsProxy, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,
-                services: [.init(service: app), .init(service: findings)]
-                    + (dnsProxy.map { [.init(service: DNSProxyService(proxy: $0, logger: logger))] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
