@@ -94,7 +94,13 @@ enum Shell {
         defer {
             _ = try? Shell.run(["ip", "netns", "del", namespace])
             _ = try? Shell.run(["ip", "link", "del", hostInterface])
+            _ = try? Shell.run(["ip", "route", "del", "blackhole", "198.51.100.0/24"])
+            _ = try? Shell.run(["ip", "-6", "route", "del", "blackhole", "2001:db8:7::/64"])
         }
+        // The test's transit destinations are blackholed here, so that nothing the test sends can be
+        // routed off this machine even while no XDP program is attached.
+        try Shell.run(["ip", "route", "replace", "blackhole", "198.51.100.0/24"])
+        try Shell.run(["ip", "-6", "route", "replace", "blackhole", "2001:db8:7::/64"])
         try Shell.run(["ip", "netns", "add", namespace])
         try Shell.run(["ip", "link", "add", hostInterface, "type", "veth", "peer", "name", peerInterface,
                        "netns", namespace])
