@@ -66,7 +66,13 @@ struct CommandRunnerTests {
             usleep(20_000)
         }
         #expect(text == "started\n")
-        let comm = try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
+        // "started" is written before the shell execs sleep: wait for the exec too.
+        var comm = ""
+        while Date() < deadline {
+            comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            if comm == "sleep\n" { break }
+            usleep(20_000)
+        }
         #expect(comm == "sleep\n", "the recorded pid is the service itself, not a wrapper")
         // `down` relies on SIGTERM: it must be neither blocked nor ignored in the service.
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
