@@ -29,7 +29,8 @@ struct IntervalRef {
     var levels: Int32 = 0
 }
 
-/// A key of an interval map: 32-bit (IPv4, ports) or 128-bit (IPv6).
+/// A key of an interval map: 32-bit (IPv4, ports) or 128-bit (IPv6), the two sizes the cache-line
+/// layout (`fanoutShift`) is made for.
 protocol SearchKey: FixedWidthInteger & UnsignedInteger {}
 
 extension UInt32: SearchKey {}

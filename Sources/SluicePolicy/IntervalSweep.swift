@@ -11,8 +11,6 @@ struct BitSet: Hashable {
 
     mutating func insert(_ bit: Int) { words[bit >> 6] |= 1 << UInt64(bit & 63) }
 
-    func contains(_ bit: Int) -> Bool { words[bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
-
     static func | (lhs: BitSet, rhs: BitSet) -> BitSet {
         var result = lhs
         for index in result.words.indices { result.words[index] |= rhs.words[index] }
