@@ -142,6 +142,7 @@ let package = Package(
             name: "dns-bench",
             dependencies: [
                 "SluiceDNS",
+                "SluiceLab",
                 "SluicePolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -164,6 +165,7 @@ let package = Package(
             name: "SluiceDNSTests",
             dependencies: [
                 "SluiceDNS",
+                "SluiceLab",
                 "SluicePolicy",
                 "SluiceWire",
                 .product(name: "NIOCore", package: "swift-nio"),

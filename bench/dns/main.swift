@@ -13,6 +13,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SluiceDNS
+import SluiceLab
 import SluicePolicy
 
 /// Writes a line at once (unbuffered), so progress shows when piped into a file.
@@ -77,53 +78,6 @@ zone:
 
 """.write(to: work.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
 
-/// Runs a program, waits for it and returns its standard output. posix_spawn and waitpid directly, with
-/// a clean signal mask and default handlers in the child: Foundation's Process can hang waiting for a
-/// daemonising child here, and a child inheriting the test runner's blocked signals could not be stopped.
-/// Without `capture` the output goes to /dev/null (a daemon could keep a pipe open forever).
-func run(_ path: String, _ arguments: [String], capture: Bool = true) -> String {
-    var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return "" }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    if capture {
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-    } else {
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    }
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addclose(&actions, fds[0])
-    posix_spawn_file_actions_addclose(&actions, fds[1])
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-    close(fds[1])
-    var output: [UInt8] = []
-    if spawned == 0 {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fds[0], &buffer, buffer.count)
-            if count <= 0 { break }
-            output.append(contentsOf: buffer[0..<count])
-        }
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-    }
-    close(fds[0])
-    return String(decoding: output, as: UTF8.self)
-}
 
 func stopNSD() {
     if let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
@@ -133,10 +87,10 @@ func stopNSD() {
     try? FileManager.default.removeItem(at: work)
 }
 
-_ = run("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
+_ = spawnAndWait("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
 // Wait until nsd answers (up to 5 s), so the first run does not measure its start.
 for _ in 0..<50 {
-    let probe = run("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
+    let probe = spawnAndWait("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
     if probe.contains("status: NOERROR") { break }
     usleep(100_000)
 }
@@ -183,7 +137,7 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
     var arguments = ["-s", server, "-p", "\(port)", "-d", file, "-l", "\(seconds)", "-q", "\(outstanding)",
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
-    let output = run("/usr/bin/dnsperf", arguments)
+    let output = spawnAndWait("/usr/bin/dnsperf", arguments)
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
             $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces)
