@@ -41,6 +41,8 @@ public struct DataplaneConfiguration: Sendable {
     public var eventRingCapacity = 4096
     /// How often the routing/neighbour snapshot is re-read.
     public var forwardingRefresh: Duration = .milliseconds(250)
+    /// Bounds of the TLS-pending pool (docs/design/tls-pending.md).
+    public var tls = TLSInspectorConfiguration()
 
     public init(inside: String, outside: String) {
         self.inside = inside
@@ -56,6 +58,9 @@ public final class Dataplane: @unchecked Sendable {
     private var settings: DataplaneConfiguration
     /// The shared flow table.
     public let flows: FlowTable
+    /// The TLS-pending pool and the remembered handshakes: `tls.serverName(for:)` gives a flow's
+    /// SNI to the control plane (findings, wiretap).
+    public let tls: TLSInspector
     private let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var programs: [XDPProgram] = []
@@ -89,6 +94,7 @@ public final class Dataplane: @unchecked Sendable {
         settings = configuration
         self.log = log
         flows = FlowTable(configuration.flowTable)
+        tls = TLSInspector(configuration.tls)
         stopFlag = .create(false)
         eventsFlag = .create(true)
         startWorkers = { dataplane in try dataplane.launchWorkers(learned: learned) }
@@ -167,7 +173,7 @@ public final class Dataplane: @unchecked Sendable {
             let processor = PacketProcessor(
                 flows: flows.handle, learned: learned, counters: PendingCounters(),
                 events: eventRings[queue].producer, neighbourRequests: neighbourRings[queue].producer, worker: queue,
-                eventsEnabled: eventsFlag)
+                eventsEnabled: eventsFlag, tls: tls)
             let context = QueueWorkerContext(
                 index: queue, inside: SideRings(socket: inside), outside: SideRings(socket: outside), area: umem.area,
                 frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: settings.fillTarget,
@@ -285,6 +291,8 @@ public final class Dataplane: @unchecked Sendable {
         result["flows_active"] = UInt64(flows.count)
         result["flows_expired"] = flows.expiredBySweep
         result["flows_closed", default: 0] &+= flows.expiredBySweep
+        result["tls_pending_active"] = UInt64(tls.pendingCount)
+        result["tls_pending_abandoned"] = tls.abandonedCount
         if let programs = lock.withLock({ self.programs.isEmpty ? nil : self.programs }) {
             for (program, side) in zip(programs, ["inside", "outside"]) {
                 guard let xdp = try? program.counters() else { continue }
@@ -330,6 +338,7 @@ public final class Dataplane: @unchecked Sendable {
                 }
                 if now - lastSweep >= .seconds(1) {
                     self.flows.sweep(now: monotonicNanoseconds())
+                    self.tls.sweep(now: monotonicNanoseconds())
                     lastSweep = now
                 }
                 self.lock.withLock { self.policy }?.reclaim()

@@ -28,7 +28,8 @@ import Glibc
 public struct FlowEntry: Sendable, Equatable {
     /// The flow's direction-free key.
     public var key: FlowKey
-    /// Bit 0: slot in use; bit 1: the initiator (always an inside host) is the key's low end.
+    /// Bit 0: slot in use; bit 1: the initiator (always an inside host) is the key's low end;
+    /// bit 2: TLS pending (the verdict waits for the handshake, docs/design/tls-pending.md).
     var flags: UInt8
     /// TCP phase (`.none` for other protocols).
     public var tcpState: TCPFlowState
@@ -49,6 +50,11 @@ public struct FlowEntry: Sendable, Equatable {
 
     static let usedFlag: UInt8 = 1
     static let initiatorIsLowFlag: UInt8 = 2
+    static let tlsPendingFlag: UInt8 = 4
+
+    /// Whether the flow waits for its TLS handshake to be judged: its packets take the worker's
+    /// TLS path and it must not be offloaded (an offload helper installs only decided flows).
+    public var isTLSPending: Bool { flags & FlowEntry.tlsPendingFlag != 0 }
 
     /// Whether the initiator is the key's low endpoint.
     public var initiatorIsLow: Bool { flags & FlowEntry.initiatorIsLowFlag != 0 }
@@ -88,6 +94,9 @@ public struct FlowOutcome: Sendable {
     public var opened: Bool
     /// Flows removed on the way (expired entry found, flow cut).
     public var closed: UInt8
+    /// Whether the flow (forwarded) is TLS pending: the packet must go through the TLS inspector
+    /// before it may be forwarded, and the flow must not be offloaded yet.
+    public var tlsPending: Bool = false
 }
 
 /// Sizes and timeouts of a flow table.
@@ -384,7 +393,13 @@ public final class FlowTable: @unchecked Sendable {
                     flow.pointee.generation = generation32
                     flow.pointee.group = FlowEntry.index(outcome.verdict.group)
                     flow.pointee.rule = FlowEntry.index(outcome.verdict.rule)
+                    if outcome.verdict.decidedBy == .tlsPending {
+                        flow.pointee.flags |= FlowEntry.tlsPendingFlag
+                    } else {
+                        flow.pointee.flags &= ~FlowEntry.tlsPendingFlag
+                    }
                 }
+                outcome.tlsPending = flow.pointee.flags & FlowEntry.tlsPendingFlag != 0
                 if key.protocolNumber == IPProtocolNumber.tcp {
                     flow.pointee.tcpState = flow.pointee.tcpState.next(tcpFlags, fromInitiator: fromInitiator)
                 }
@@ -409,8 +424,10 @@ public final class FlowTable: @unchecked Sendable {
                 return outcome
             }
             let free = -slot - 1
+            outcome.tlsPending = outcome.verdict.decidedBy == .tlsPending
             entry(shard, free).pointee = FlowEntry(
-                key: key, flags: FlowEntry.usedFlag | (sourceIsLow ? FlowEntry.initiatorIsLowFlag : 0),
+                key: key, flags: FlowEntry.usedFlag | (sourceIsLow ? FlowEntry.initiatorIsLowFlag : 0)
+                    | (outcome.tlsPending ? FlowEntry.tlsPendingFlag : 0),
                 tcpState: key.protocolNumber == IPProtocolNumber.tcp ? TCPFlowState.initial(tcpFlags) : .none,
                 generation: UInt32(truncatingIfNeeded: generation), lastSeenTicks: FlowEntry.ticks(now), packets: 1,
                 group: FlowEntry.index(outcome.verdict.group), rule: FlowEntry.index(outcome.verdict.rule),
@@ -455,6 +472,37 @@ public final class FlowTable: @unchecked Sendable {
             flow.pointee.packets &+= 1
             outcome.disposition = .forward
             return outcome
+        }
+
+        /// Ends the TLS-pending state of the flow `key` (the TLS inspector's decision): an
+        /// allowed flow keeps its entry, now carrying the deciding rule and normal forwarding; a
+        /// denied one is removed (cut). Returns false when the flow is gone or no longer pending
+        /// (expired, or a newer policy judged it meanwhile): the decision then changes nothing.
+        public func resolveTLS(_ key: FlowKey, allow: Bool, group: Int32, rule: Int32) -> Bool {
+            let (shard, hash) = shardAndHash(key)
+            lock(shard)
+            defer { unlock(shard) }
+            let slot = find(shard, key, hash)
+            guard slot >= 0 else { return false }
+            let flow = entry(shard, slot)
+            guard flow.pointee.flags & FlowEntry.tlsPendingFlag != 0 else { return false }
+            if allow {
+                flow.pointee.flags &= ~FlowEntry.tlsPendingFlag
+                flow.pointee.group = FlowEntry.index(group)
+                flow.pointee.rule = FlowEntry.index(rule)
+            } else {
+                remove(shard, slot)
+            }
+            return true
+        }
+
+        /// A copy of the flow `key`, if it is held (control plane, tests, the offload helper).
+        public func lookup(_ key: FlowKey) -> FlowEntry? {
+            let (shard, hash) = shardAndHash(key)
+            lock(shard)
+            defer { unlock(shard) }
+            let slot = find(shard, key, hash)
+            return slot >= 0 ? entry(shard, slot).pointee : nil
         }
     }
 }

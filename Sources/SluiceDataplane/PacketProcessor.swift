@@ -6,6 +6,7 @@
 //   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
 //        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
 //   denied / cut / no flow / table full ─► drop
+//   TLS-pending flow ─► TLSInspector (cold path): pass handshake / hold data / decide allow or deny
 //   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
 //   decrement TTL/hop limit (incremental checksum), rewrite MACs ─► forward
 //
@@ -51,12 +52,14 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let worker: UInt16
     /// Whether events are wanted (the API's performance mode); nil: always.
     let eventsEnabled: UnsafeAtomic<Bool>?
+    /// The TLS-pending pool (owned by the dataplane or test); nil: pending flows fail closed.
+    let tls: Unmanaged<TLSInspector>?
 
     /// A processor for worker `worker`, counting into `counters` and reporting into the rings
     /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
-                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, tls: TLSInspector? = nil) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
@@ -64,6 +67,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         self.neighbourRequests = neighbourRequests
         self.worker = UInt16(truncatingIfNeeded: worker)
         self.eventsEnabled = eventsEnabled
+        self.tls = tls.map { Unmanaged.passUnretained($0) }
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -108,7 +112,13 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         }
         switch outcome.disposition {
         case .forward:
-            break
+            if outcome.tlsPending {
+                if outcome.judged { counters.add(.tlsPending) }
+                if let stopped = inspectTLS(frame: frame, packet: packet, side: side, now: now,
+                                            generation: policy.generation, compiled: compiled) {
+                    return stopped
+                }
+            }
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
             return drop(.deniedPackets)
@@ -146,6 +156,72 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             counters.add(.allowedPackets)
             counters.add(.allowedBytes, UInt64(length))
             return PacketDecision(action: .forward(side.opposite), packet: packet)
+        }
+    }
+
+    /// The TLS-pending path (docs/design/tls-pending.md): the packet of a flow waiting for its
+    /// handshake goes to the inspector. Returns nil to forward it, or the drop. Allocates; only
+    /// pending flows (a few packets each) come here.
+    @inline(never)
+    func inspectTLS(frame: UnsafeMutableRawPointer, packet: ParsedPacket, side: Side, now: UInt64,
+                    generation: UInt64, compiled: Unmanaged<CompiledPolicy>) -> PacketDecision? {
+        let initiatorTuple = side == .inside ? packet.tuple : packet.tuple.reversed()
+        let key = FlowKey.canonical(packet.tuple).key
+        let query = PacketProcessor.query(initiatorTuple, packet: packet)
+        let learned = self.learned
+        let step: TLSStep
+        if let tls {
+            let l4 = UnsafeRawPointer(frame) + packet.l4Offset
+            let sequence = l4.loadUnaligned(fromByteOffset: 4, as: UInt32.self).bigEndian
+            let payload = UnsafeRawBufferPointer(start: UnsafeRawPointer(frame) + packet.payloadOffset,
+                                                 count: max(packet.packetEnd - packet.payloadOffset, 0))
+            step = tls._withUnsafeGuaranteedRef {
+                $0.inspect(key: key, fromClient: side == .inside, sequence: sequence, flags: packet.tcpFlags,
+                           payload: payload, now: now) { observation, chain in
+                    var findings = FindingList()
+                    let verifier = SeenChain(chain: chain, fallback: observation.chainVerified)
+                    let verdict = compiled._withUnsafeGuaranteedRef {
+                        $0.lookup(query, learned: learned, tls: observation, verifier: verifier, findings: &findings)
+                    }
+                    return (verdict, findings)
+                }
+            }
+        } else {
+            step = .failed(.tlsFailedPoolFull)
+        }
+        switch step {
+        case .pass:
+            return nil
+        case .hold:
+            return drop(.tlsHeldPackets)
+        case .decided(let verdict, let findings):
+            for index in 0..<findings.held {
+                let finding = findings[index]
+                emit(DataplaneEvent(kind: .tls, tuple: initiatorTuple, generation: generation, group: finding.group,
+                                    rule: finding.rule, enforced: finding.enforced, timestamp: now, worker: worker))
+            }
+            let allow = verdict.verdict == .allow
+            _ = flows.resolveTLS(key, allow: allow, group: verdict.group, rule: verdict.rule)
+            if allow {
+                counters.add(.tlsAllowed)
+                return nil
+            }
+            counters.add(.flowsClosed)
+            return drop(.tlsDenied)
+        case .failed(let reason):
+            // Fail closed, except that an audit-mode decision lets it through and records it.
+            let pending = compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
+            let audit = pending.mode == .audit
+            emit(DataplaneEvent(kind: .tls, tuple: initiatorTuple, generation: generation, group: pending.group,
+                                rule: pending.rule, enforced: !audit, timestamp: now, worker: worker))
+            _ = flows.resolveTLS(key, allow: audit, group: pending.group, rule: pending.rule)
+            tls?._withUnsafeGuaranteedRef { $0.rememberFailure(key, reason) }
+            if audit {
+                counters.add(reason)
+                return nil
+            }
+            counters.add(.flowsClosed)
+            return drop(reason)
         }
     }
 
@@ -223,4 +299,13 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                 sourceMAC: arrival.mac, destinationMAC: MACAddress(from: original, at: 6))
         }
     }
+}
+
+/// The chain verifier a TLS lookup gets: the handshake's chain when one was seen, else the
+/// remembered answer (a flow re-judged from its record).
+struct SeenChain: TLSChainVerifying {
+    let chain: CertificateChainVerifier?
+    let fallback: Bool
+
+    func verify(anchorsPEM: [String]) -> Bool { chain?.verify(anchorsPEM: anchorsPEM) ?? fallback }
 }

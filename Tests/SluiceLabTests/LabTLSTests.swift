@@ -1,0 +1,99 @@
+// TLS metadata matching end to end, as root, through the AF_XDP dataplane of a lab gateway: curl
+// in the client namespace to the lab's TLS server (openssl s_server, certificates for the lab
+// names) by an allowed SNI succeeds and by a denied SNI fails, in enforce mode; in audit mode the
+// denied one succeeds and a `tls_deny` finding with the SNI is recorded. Both names resolve to
+// the same upstream address, so only the handshake tells them apart.
+import Foundation
+import SluiceLab
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite(
+    .serialized,
+    .enabled(if: isRoot, "needs root: network namespaces, veth pairs and XDP (run the tests as root)"),
+    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh"),
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
+        "the sluice binary is not built next to the tests: run `swift build --build-tests` first"))
+struct LabTLSTests {
+    static let prefix = "sluicetls"
+    let lab = LabTopology(prefix: LabTLSTests.prefix)
+    let runner = SystemCommandRunner()
+
+    /// A policy envelope allowing TLS to port 443 of the upstream only with SNI api.lab.sluice.test.
+    static func policy(mode: String) -> String {
+        """
+        {"mode": "\(mode)", "name": "tls", "policy": {"default_policy": "deny", "source_groups": [
+          {"id": "lab-client", "sources": {"cidrs": ["10.77.1.0/24", "fd77:1::/64"]}, "rules": [
+            {"id": "api-by-sni", "action": "allow",
+             "match": {"dst_cidrs": ["10.77.2.0/24"], "proto": "tcp", "dst_ports": [443],
+                       "tls": {"sni": ["api.lab.sluice.test"]}}}
+          ], "default_action": "deny"}]}}
+        """
+    }
+
+    func inNamespace(_ namespace: String, _ argv: [String]) throws -> CommandResult {
+        try runner.run(["ip", "netns", "exec", namespace] + argv)
+    }
+
+    /// curl from the client to the upstream's TLS server by `name` (pinned to 10.77.2.2).
+    func fetch(_ name: String) throws -> CommandResult {
+        try inNamespace(lab.client.namespace, [
+            "curl", "-sS", "-k", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}",
+            "--resolve", "\(name):443:10.77.2.2", "https://\(name)/",
+        ])
+    }
+
+    @Test func allowedSNIPassesDeniedSNIIsCutAndAuditRecordsIt() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-tls-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let enforce = directory.appendingPathComponent("enforce.json")
+        let audit = directory.appendingPathComponent("audit.json")
+        try Self.policy(mode: "enforce").write(to: enforce, atomically: true, encoding: .utf8)
+        try Self.policy(mode: "audit").write(to: audit, atomically: true, encoding: .utf8)
+        defer {
+            _ = try? runner.run([sluiceBinary, "lab", "down", "--prefix", Self.prefix])
+            try? FileManager.default.removeItem(at: directory)
+        }
+        let up = try runner.run([sluiceBinary, "lab", "up", "--json", "--prefix", Self.prefix, "--policy", enforce.path])
+        try #require(up.status == 0, "lab up failed: \(up.stderr)")
+        let info = try JSONDecoder().decode(LabInfo.self, from: Data(up.stdout.utf8))
+        try #require(info.gateway.dataplane == "xdp", "the lab gateway runs without the AF_XDP dataplane")
+        let api = try #require(info.api)
+        let token = try #require(info.token)
+
+        // Enforce: the allowed name gets the page, the denied one is cut after its ClientHello.
+        let allowed = try fetch("api.lab.sluice.test")
+        #expect(allowed.stdout == "200", "allowed SNI: \(allowed.stderr)")
+        let denied = try fetch("blocked.lab.sluice.test")
+        #expect(denied.status != 0 && denied.stdout != "200", "denied SNI got through: \(denied.stdout)")
+        let stats = try inNamespace(lab.gatewayInside.namespace, [
+            "curl", "-sS", "--max-time", "5", "-H", "Authorization: Bearer \(token)", "\(api)/api/v1/stats",
+        ])
+        #expect(stats.stdout.contains("\"tls_allowed\""), "stats: \(stats.stdout)")
+
+        // Audit: the same policy in audit mode lets the denied name through and records it.
+        let put = try inNamespace(lab.gatewayInside.namespace, [
+            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+            "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
+            "--data-binary", "@\(audit.path)", "\(api)/api/v1/policies/by-name/tls",
+        ])
+        #expect(put.stdout == "200", "PUT audit policy: \(put.stdout) \(put.stderr)")
+        let audited = try fetch("blocked.lab.sluice.test")
+        #expect(audited.stdout == "200", "audit mode should let the denied SNI through: \(audited.stderr)")
+        var findings = ""
+        for _ in 0..<20 {  // the recorder drains events every 100 ms
+            findings = try inNamespace(lab.gatewayInside.namespace, [
+                "curl", "-sS", "--max-time", "5", "-H", "Authorization: Bearer \(token)",
+                "\(api)/api/v1/audit/findings?finding_type=tls_deny",
+            ]).stdout.filter { !$0.isWhitespace }
+            if findings.contains("blocked.lab.sluice.test") && findings.contains("\"enforced\":false") { break }
+            usleep(250_000)
+        }
+        #expect(findings.contains("blocked.lab.sluice.test"), "no tls_deny finding with the SNI: \(findings)")
+        #expect(findings.contains("\"enforced\":false"), "no audited tls_deny finding: \(findings)")
+    }
+}
