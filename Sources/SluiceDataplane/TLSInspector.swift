@@ -75,6 +75,13 @@ struct StreamAssembly {
     /// Bytes already handed to the reader.
     var fed = 0
 
+    /// Where the stream's first TLS record ends, once its 5-byte header is in (else 0).
+    var firstRecordEnd: Int {
+        guard contiguous >= 5 else { return 0 }
+        return 5 + (Int(buffer.load(fromByteOffset: 3, as: UInt8.self)) << 8
+            | Int(buffer.load(fromByteOffset: 4, as: UInt8.self)))
+    }
+
     /// The length of the gap-free prefix.
     var contiguous: Int { ranges.first.map { $0.lowerBound == 0 ? $0.upperBound : 0 } ?? 0 }
 
@@ -217,6 +224,9 @@ public final class TLSInspector: @unchecked Sendable {
             if fromClient {
                 slots[slot]!.client.base = sequence &+ 1
                 slots[slot]!.client.baseKnown = true
+                if !payload.isEmpty {  // a retransmitted Fast Open SYN
+                    return clientData(key, slot, sequence: sequence &+ 1, payload: payload, judge: judge)
+                }
             } else {
                 slots[slot]!.server.base = sequence &+ 1
                 slots[slot]!.server.baseKnown = true
@@ -249,6 +259,10 @@ public final class TLSInspector: @unchecked Sendable {
             flow.client.baseKnown = true
             slots[slot] = flow
             index[key] = slot
+            // TCP Fast Open: the SYN carries the first bytes of the stream (at ISN + 1).
+            guard payload.isEmpty else {
+                return clientData(key, slot, sequence: sequence &+ 1, payload: payload, judge: judge)
+            }
             return .pass
         }
         if let record = remembered[key], record.failure == nil {
@@ -274,7 +288,13 @@ public final class TLSInspector: @unchecked Sendable {
         guard slots[slot]!.client.insert(sequence: sequence, payload: payload, maxRanges: configuration.maxRanges)
                 == .stored else { return fail(key, slot, .tlsFailedOverflow) }
         let bytes = slots[slot]!.client.unread()
-        guard !bytes.isEmpty else { return .pass }  // a gap before it: wait for the missing segment
+        guard !bytes.isEmpty else {
+            // A gap before it: kept for reassembly, and forwarded only when it lies inside the
+            // first record the client announced (part of the hello); anything else waits (the
+            // client retransmits it), so no byte past the handshake passes before the decision.
+            let end = Int(Int32(bitPattern: sequence &- slots[slot]!.client.base)) + payload.count
+            return end <= slots[slot]!.client.firstRecordEnd ? .pass : .hold
+        }
         switch slots[slot]!.clientReader.feed(bytes) {
         case .needMoreData:
             if slots[slot]!.client.contiguous >= configuration.clientBufferBytes { return fail(key, slot, .tlsFailedOverflow) }

@@ -216,9 +216,13 @@ enum TLSPolicies {
         connection.open()
         let hello = Handshake.clientHello(sni: "api.example.com", padding: 1800)  // > one segment
         let segment = 500
-        // Segments 2, 0, 0 again (retransmitted), 3, then 1 completes the stream.
-        let decisions = connection.clientSegments(hello, size: segment, order: [2, 0, 0, 3])
+        // Segment 2 before anything: the record's length is unknown, so it waits (kept, though).
+        #expect(connection.clientSegments(hello, size: segment, order: [2])[0].action == .drop(.tlsHeldPackets))
+        // Then 0, 0 again (retransmitted), 3 (inside the announced record), then 1 completes it.
+        let decisions = connection.clientSegments(hello, size: segment, order: [0, 0, 3])
         #expect(decisions.allSatisfy { $0.action == .forward(.outside) })
+        // Bytes beyond the announced record with a gap before them are not the hello: held.
+        #expect(connection.clientSends([23, 3, 3, 0, 1, 0], at: hello.count + 100).action == .drop(.tlsHeldPackets))
         #expect(gateway.count(.tlsAllowed) == 0 && connection.flow?.isTLSPending == true)
         #expect(connection.clientSends(Array(hello[500..<1000]), at: 500).action == .forward(.outside))
         #expect(gateway.count(.tlsAllowed) == 1 && connection.flow?.isTLSPending == false)
@@ -326,6 +330,14 @@ enum TLSPolicies {
             #expect(decision.action == (allowed ? .forward(.inside) : .drop(.tlsDenied)))
             #expect(gateway.tls.record(for: connection.client.tuple)?.observation.tls13 == true)
         }
+    }
+
+    @Test func aFastOpenSYNCarryingTheHelloIsJudged() throws {
+        let gateway = try gateway(TLSPolicies.sni(#"["api.example.com"]"#))
+        var syn = Connection(gateway).client
+        syn.sequenceNumber = 100
+        let decision = gateway.send(syn, from: .inside, payload: Handshake.clientHello(sni: "evil.example.com"))
+        #expect(decision.action == .drop(.tlsDenied))
     }
 
     @Test func aHelloWithoutSNIFailsAnSNIMatcher() throws {
