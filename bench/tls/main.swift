@@ -36,7 +36,8 @@ let snapshot = ForwardingSnapshot(
     outside: .init(index: 2, mac: outsideMAC, ipv4: 0xC000_0201),
     routes: [.init(family: .v4, prefix: 0x0A00_0000, prefixLength: 8, gateway: nil, interfaceIndex: 1),
              .init(family: .v4, prefix: 0, prefixLength: 0, gateway: router4, interfaceIndex: 2)],
-    neighbours: [.init(interfaceIndex: 2, family: .v4, address: router4, mac: routerMAC)])
+    neighbours: [.init(interfaceIndex: 2, family: .v4, address: router4, mac: routerMAC)]
+        + (2..<12).map { .init(interfaceIndex: 1, family: .v4, address: 0x0A00_0000 | UInt128($0), mac: clientMAC) })
 
 /// A ClientHello record with SNI and a 1,200-byte dummy key share (post-quantum sized).
 func clientHello(_ name: String) -> [UInt8] {
