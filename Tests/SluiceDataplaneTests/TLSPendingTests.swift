@@ -101,9 +101,10 @@ struct Connection {
     let clientISN: UInt32 = 0xFFFF_FF00  // wraps during the handshake
     let serverISN: UInt32 = 7000
 
-    init(_ gateway: ProcessorHarness, port: UInt16 = 41000) {
+    init(_ gateway: ProcessorHarness, port: UInt16 = 41000, v6: Bool = false) {
         self.gateway = gateway
-        client = Frames.tcp(sourcePort: port, flags: .syn)
+        client = v6 ? Frames.tcp(from: Topology.client6, to: Topology.server6, sourcePort: port, flags: .syn, v6: true)
+            : Frames.tcp(sourcePort: port, flags: .syn)
     }
 
     @discardableResult
@@ -183,6 +184,18 @@ enum TLSPolicies {
         // Decided: application data flows normally, without the inspector.
         #expect(connection.clientSends([23, 3, 3, 0, 1, 0], at: 4000).action == .forward(.outside))
         #expect(gateway.count(.tlsHeldPackets) == 0)
+    }
+
+    @Test func ipv6FlowsAreInspectedTheSameWay() throws {
+        let gateway = try gateway(TLSPolicies.sni(#"["api.example.com"]"#).replacingOccurrences(
+            of: #"["10.0.0.0/24"]"#, with: #"["10.0.0.0/24", "fd00::/64"]"#))
+        let allowed = Connection(gateway, port: 41000, v6: true)
+        allowed.open()
+        #expect(allowed.clientSends(Handshake.clientHello(sni: "api.example.com"), at: 0).action == .forward(.outside))
+        let denied = Connection(gateway, port: 41001, v6: true)
+        denied.open()
+        #expect(denied.clientSends(Handshake.clientHello(sni: "www.example.com"), at: 0).action == .drop(.tlsDenied))
+        #expect(gateway.count(.tlsAllowed) == 1 && gateway.count(.tlsDenied) == 1)
     }
 
     @Test func deniedSNIIsCutAndRecorded() throws {
@@ -357,6 +370,53 @@ enum TLSPolicies {
         gateway.generation = 2
         #expect(connection.clientSends([23, 3, 3, 0, 1, 0], at: 3000).action == .drop(.tlsDenied))
         #expect(connection.flow == nil)
+    }
+}
+
+/// Randomized: mutated handshakes in random segmentations, orders and retransmissions never trap
+/// the inspector, never leave a slot behind once decided, and a mutated hello is never allowed
+/// unless its SNI still reads as the allowed name.
+@Suite struct TLSPendingFuzzTests {
+    @Test func mutatedSegmentedHandshakesAreDecidedOrPendingNeverTrapped() throws {
+        var generator = SplitMix(seed: 0x5EED)
+        let policy = try compilePolicy(TLSPolicies.sni(#"["api.example.com"]"#))
+        let pristine = Handshake.clientHello(sni: "api.example.com", padding: 700)
+        for round in 0..<300 {
+            let gateway = ProcessorHarness(policy: policy)
+            let connection = Connection(gateway)
+            connection.open()
+            var hello = pristine
+            for _ in 0..<Int(generator.next() % 4) {
+                hello[Int(generator.next() % UInt64(hello.count))] = UInt8(truncatingIfNeeded: generator.next())
+            }
+            if generator.next() % 5 == 0 { hello = Array(hello.prefix(Int(generator.next() % UInt64(hello.count)))) }
+            let size = 1 + Int(generator.next() % 400)
+            var order = Array(0..<((hello.count + size - 1) / size))
+            for index in order.indices.reversed() { order.swapAt(index, Int(generator.next() % UInt64(index + 1))) }
+            if let first = order.first, generator.next() % 2 == 0 { order.append(first) }  // a retransmission
+            for index in order {
+                let start = index * size
+                connection.clientSends(Array(hello[start..<min(start + size, hello.count)]), at: start)
+            }
+            let record = gateway.tls.record(for: connection.client.tuple)
+            if let record, record.allowed {
+                #expect(record.observation.sni == "api.example.com", "round \(round)")
+            }
+            if record != nil { #expect(gateway.tls.pendingCount == 0, "round \(round): a decided flow kept its slot") }
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the randomized tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
