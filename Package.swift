@@ -167,7 +167,8 @@ let package = Package(
             dependencies: [
                 "SluiceDataplane", "SluicePacket",
                 // TLS-pending tests build certificates in memory.
-                .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even

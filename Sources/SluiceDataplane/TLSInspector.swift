@@ -297,7 +297,9 @@ public final class TLSInspector: @unchecked Sendable {
         }
         switch slots[slot]!.clientReader.feed(bytes) {
         case .needMoreData:
-            if slots[slot]!.client.contiguous >= configuration.clientBufferBytes { return fail(key, slot, .tlsFailedOverflow) }
+            if slots[slot]!.client.contiguous >= configuration.clientBufferBytes {
+                return fail(key, slot, .tlsFailedOverflow)
+            }
             return .pass
         case .failed:
             return fail(key, slot, .tlsFailedGarbage)

@@ -106,7 +106,8 @@ extension TlsMatchConfig {
             guard let dn = certificate.distinguishedName,
                   DistinguishedName.normalize(dn) == DistinguishedName.normalize(serverDn) else { return .noMatch }
         }
-        if !fingerprintSha256.isEmpty, !fingerprintSha256.contains(where: { $0.lowercased() == certificate.sha256.lowercased() }) {
+        let fingerprint = certificate.sha256.lowercased()
+        if !fingerprintSha256.isEmpty, !fingerprintSha256.contains(where: { $0.lowercased() == fingerprint }) {
             return .noMatch
         }
         if !trustAnchorsPem.isEmpty, !verifyChain(trustAnchorsPem) { return .noMatch }

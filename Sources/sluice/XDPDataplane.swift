@@ -85,7 +85,8 @@ struct DataplaneService: Service {
         let now = Date()
         control.dataplane.drainEvents { event in
             guard collect, event.kind != .flowCut, let names = control.dataplane.describe(event) else { return }
-            var finding = DataplaneService.finding(event, policy: names.tag, group: names.group, rule: names.rule, at: now)
+            var finding = DataplaneService.finding(
+                event, policy: names.tag, group: names.group, rule: names.rule, at: now)
             if event.kind == .tls {  // a TLS handshake decision: the SNI is the finding's hostname
                 finding.type = "tls_deny"
                 finding.hostname = control.dataplane.tls.serverName(for: event.tuple)

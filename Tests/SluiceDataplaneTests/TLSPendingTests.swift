@@ -165,7 +165,9 @@ enum TLSPolicies {
 }
 
 @Suite(.serialized) struct TLSPendingTests {
-    func gateway(_ policy: String, tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS) throws -> ProcessorHarness {
+    func gateway(_ policy: String, tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS) throws
+        -> ProcessorHarness
+    {
         ProcessorHarness(policy: try compilePolicy(policy), tls: tls)
     }
 

@@ -94,7 +94,8 @@ struct LabTLSTests {
             _ = try? runner.run([sluiceBinary, "lab", "down", "--prefix", Self.prefix])
             try? FileManager.default.removeItem(at: directory)
         }
-        let up = try runner.run([sluiceBinary, "lab", "up", "--json", "--prefix", Self.prefix, "--policy", enforce.path])
+        let up = try runner.run(
+            [sluiceBinary, "lab", "up", "--json", "--prefix", Self.prefix, "--policy", enforce.path])
         try #require(up.status == 0, "lab up failed: \(up.stderr)")
         let info = try JSONDecoder().decode(LabInfo.self, from: Data(up.stdout.utf8))
         try #require(info.gateway.dataplane == "xdp", "the lab gateway runs without the AF_XDP dataplane")

@@ -109,7 +109,8 @@ func run() -> RunResult {
             let decision = processor.process(frame: frame, length: packet.bytes.count, side: packet.side,
                                              now: 1_000_000, policy: policy, forwarding: forwarding)
             let elapsed = clock.now - start
-            let ns = UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds) * 1_000_000_000
+            let ns = UInt64(elapsed.components.attoseconds / 1_000_000_000)
+                + UInt64(elapsed.components.seconds) * 1_000_000_000
             total[tls]! += ns
             if position == 2 { firstData[tls]! += ns }
             if case .forward = decision.action { forwarded += 1 }
