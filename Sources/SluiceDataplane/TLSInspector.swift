@@ -137,6 +137,8 @@ struct PendingTLSFlow {
     var observation: TLSObservation?
     /// Client stream length when the ClientHello was complete: later client bytes are held.
     var helloEnd = 0
+    /// The server answered with a HelloRetryRequest: the client's second ClientHello must pass.
+    var retryRequested = false
 }
 
 /// The TLS-pending pool and decision logic, shared by all workers of a dataplane.
@@ -281,8 +283,10 @@ public final class TLSInspector: @unchecked Sendable {
             // The ClientHello was read and the server's certificate is awaited: a retransmission
             // of the hello passes, anything beyond it is application data (or the rest of the
             // client's handshake, which needs the server's flight first) and waits.
+            // After a HelloRetryRequest the client's second ClientHello passes too (TLS 1.3 allows no
+            // early data after a retry; the decision waits for the real ServerHello).
             let end = Int(Int32(bitPattern: sequence &- slots[slot]!.client.base)) + payload.count
-            return end <= slots[slot]!.helloEnd ? .pass : .hold
+            return end <= slots[slot]!.helloEnd || slots[slot]!.retryRequested ? .pass : .hold
         }
         guard slots[slot]!.client.baseKnown else { return fail(key, slot, .tlsFailedUnseen) }
         guard slots[slot]!.client.insert(sequence: sequence, payload: payload, maxRanges: configuration.maxRanges)
@@ -346,7 +350,8 @@ public final class TLSInspector: @unchecked Sendable {
                     return fail(key, slot, .tlsFailedOverflow)
                 }
                 return nil
-            case .serverHello:
+            case .serverHello(let hello):
+                if hello.isHelloRetryRequest { slots[slot]!.retryRequested = true }
                 continue
             case .failed:
                 return fail(key, slot, .tlsFailedGarbage)

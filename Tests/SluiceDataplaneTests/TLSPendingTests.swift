@@ -44,8 +44,13 @@ enum Handshake {
         return records([1] + vector(3, body))
     }
 
-    static func serverHello(tls13: Bool) -> [UInt8] {
-        var body: [UInt8] = [3, 3] + [UInt8](repeating: 0x5A, count: 32) + vector(1, [])
+    static let retryRandom: [UInt8] = [
+        0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+        0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+    ]
+
+    static func serverHello(tls13: Bool, retry: Bool = false) -> [UInt8] {
+        var body: [UInt8] = [3, 3] + (retry ? retryRandom : [UInt8](repeating: 0x5A, count: 32)) + vector(1, [])
         body += tls13 ? [0x13, 0x01, 0] : [0xC0, 0x2F, 0]
         body += vector(2, tls13 ? ext(43, [3, 4]) : [])
         return [2] + vector(3, body)
@@ -353,6 +358,23 @@ enum TLSPolicies {
         syn.sequenceNumber = 100
         let decision = gateway.send(syn, from: .inside, payload: Handshake.clientHello(sni: "evil.example.com"))
         #expect(decision.action == .drop(.tlsDenied))
+    }
+
+    @Test func aHelloRetryRequestLetsTheSecondClientHelloThrough() throws {
+        let gateway = try gateway(TLSPolicies.certificate(#"{"server_san": ["x"], "tls13_uninspectable": "allow"}"#))
+        let connection = Connection(gateway)
+        connection.open()
+        let hello = Handshake.clientHello(sni: "api.example.com")
+        #expect(connection.clientSends(hello, at: 0).action == .forward(.outside))
+        let retry = Handshake.records(Handshake.serverHello(tls13: true, retry: true))
+        #expect(connection.serverSends(retry, at: 0).action == .forward(.inside))
+        // The second ClientHello (after a change_cipher_spec) passes; the flow is still pending.
+        let second = [20, 3, 3, 0, 1, 1] + hello
+        #expect(connection.clientSends(second, at: hello.count).action == .forward(.outside))
+        #expect(connection.flow?.isTLSPending == true)
+        let real = Handshake.records(Handshake.serverHello(tls13: true))
+        #expect(connection.serverSends(real, at: retry.count).action == .forward(.inside))
+        #expect(gateway.count(.tlsAllowed) == 1 && connection.flow?.isTLSPending == false)
     }
 
     @Test func aHelloWithoutSNIFailsAnSNIMatcher() throws {
