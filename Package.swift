@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "classify-bench", targets: ["classify-bench"]),
         .executable(name: "forward-bench", targets: ["forward-bench"]),
         .executable(name: "dns-bench", targets: ["dns-bench"]),
+        .executable(name: "nft-rules", targets: ["nft-rules"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -137,6 +138,8 @@ let package = Package(
             dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
             path: "bench/forward"
         ),
+        // The benchmark harness's rule sets: generated policy, naive and best nftables encodings.
+        .executableTarget(name: "nft-rules", dependencies: ["SluicePolicy", "SluicePolicyGen"], path: "bench/nft-rules"),
         // DNS proxy throughput and latency against the upstream alone, with dnsperf and nsd (docs/dns.md).
         .executableTarget(
             name: "dns-bench",
