@@ -375,7 +375,7 @@ best += sets + forward + "    }\n}\n"
 
 try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 let encoder = JSONEncoder()
-encoder.outputFormatting = [.sortedKeys]
+encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
 try encoder.encode(request).write(to: URL(fileURLWithPath: "\(outDir)/policy.json"))
 try naive.write(toFile: "\(outDir)/naive.nft", atomically: true, encoding: .utf8)
 try best.write(toFile: "\(outDir)/best.nft", atomically: true, encoding: .utf8)

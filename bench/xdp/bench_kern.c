@@ -41,6 +41,21 @@ struct {
     __type(value, __u64);
 } gen_counter SEC(".maps");
 
+/// Pristine headers of each template, keyed by frame length | (IPv6 << 16). Live frames live in
+/// recycled pages that keep what the receiver wrote into them (kernel forwarding rewrites the MACs
+/// and the TTL in place): every run starts by restoring the headers.
+struct gen_header {
+    __u8 bytes[80];
+    __u32 length;  // header bytes: 42 (IPv4 UDP), 54 (IPv4 TCP), 62 (IPv6 UDP), 74 (IPv6 TCP)
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u32);
+    __type(value, struct gen_header);
+} gen_headers SEC(".maps");
+
 /// Packets and bytes the sink (or the ceiling) dropped, per CPU: [0] packets, [1] bytes.
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -82,6 +97,16 @@ int xdp_gen(struct xdp_md *ctx)
 
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > end) return XDP_ABORTED;
+    __u32 key = (__u32)(end - data) | (eth->h_proto == bpf_htons(ETH_P_IPV6) ? 1u << 16 : 0);
+    struct gen_header *pristine = bpf_map_lookup_elem(&gen_headers, &key);
+    if (pristine) {
+        switch (pristine->length) {
+        case 42: if (data + 42 > end) return XDP_ABORTED; __builtin_memcpy(data, pristine->bytes, 42); break;
+        case 54: if (data + 54 > end) return XDP_ABORTED; __builtin_memcpy(data, pristine->bytes, 54); break;
+        case 62: if (data + 62 > end) return XDP_ABORTED; __builtin_memcpy(data, pristine->bytes, 62); break;
+        case 74: if (data + 74 > end) return XDP_ABORTED; __builtin_memcpy(data, pristine->bytes, 74); break;
+        }
+    }
     __u8 proto;
     __u16 *host;       // the low 16 bits of the source address
     __u8 *l4;

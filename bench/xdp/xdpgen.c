@@ -35,6 +35,7 @@
 struct gen_config { uint32_t flows, ports; uint16_t port_base, pad; };
 
 struct template { uint8_t bytes[1600]; uint32_t length; uint32_t weight; };
+struct gen_header { uint8_t bytes[80]; uint32_t length; };
 
 static struct template templates[8];
 static int template_count;
@@ -263,6 +264,16 @@ int main(int argc, char **argv)
     for (int c = 0; c < possible; c++) starts[c] = flows ? (uint64_t)c * (flows / (uint32_t)(cpu_count ? cpu_count : 1)) : (uint64_t)c << 28;
     for (int i = 0; i < cpu_count; i++) starts[cpu_list[i]] = flows ? (uint64_t)i * (flows / (uint32_t)cpu_count) : (uint64_t)i << 28;
     if (bpf_map_update_elem(counter_fd, &zero, starts, 0)) { perror("xdpgen: gen_counter"); return 1; }
+    // Pristine headers, restored by the program on every run (pages keep what receivers wrote).
+    int headers_fd = bpf_object__find_map_fd_by_name(obj, "gen_headers");
+    for (int i = 0; i < template_count; i++) {
+        struct gen_header header = {0};
+        int v6 = templates[i].bytes[12] == 0x86;
+        header.length = 14 + (v6 ? 40 : 20) + (proto == IPPROTO_UDP ? 8 : 20);
+        memcpy(header.bytes, templates[i].bytes, header.length);
+        uint32_t key = templates[i].length | (v6 ? 1u << 16 : 0);
+        if (bpf_map_update_elem(headers_fd, &key, &header, 0)) { perror("xdpgen: gen_headers"); return 1; }
+    }
 
     pthread_t threads[64];
     double start = now();
