@@ -80,6 +80,8 @@ nft_counts="${nft_counts:-$rules}"
 topology() {  # topology QUEUES
     local q="$1"
     for n in $C $G $U; do ip netns del $n 2>/dev/null || true; ip netns add $n; ip -n $n link set lo up; done
+    # xg0: an idle veth the generator holds its program on (xdpgen --hold-dev).
+    ip -n $C link add xg0 type veth peer name xg1
     ip -n $C link add c0 numtxqueues "$q" numrxqueues "$q" type veth peer name gin numtxqueues "$q" numrxqueues "$q" netns $G
     ip -n $U link add u0 numtxqueues "$q" numrxqueues "$q" type veth peer name gout numtxqueues "$q" numrxqueues "$q" netns $G
     ip -n $C addr add 198.18.0.2/16 dev c0; ip -n $C addr add fd00:18::2/64 dev c0 nodad
@@ -110,7 +112,7 @@ generate() {  # generate SECONDS [extra xdpgen args...]: prints xdpgen's line
     local s="$1"; shift
     ip netns exec $C nice -n "$nice" "$work/xdpgen" --dev c0 --dst-mac "$gin_mac" --src4 198.18.0.2 --dst4 198.19.0.2 \
         --src6 fd00:18::2 --dst6 fd00:19::2 --family "$family" --proto "$proto" --size "$frames" \
-        --flows "$flows" --seconds "$s" --cpus "$gen_cpus" --obj "$obj" "$@"
+        --flows "$flows" --seconds "$s" --cpus "$gen_cpus" --obj "$obj" --hold-dev xg0 "$@"
 }
 
 # ---------------------------------------------------------------- gateways

@@ -8,7 +8,9 @@
 //
 //   xdpgen --dev c0 --dst-mac MAC --src4 A --dst4 B [--src6 A --dst6 B] [--family 4|6|mix]
 //          [--proto udp|tcp|syn] [--size 64|imix|BYTES] [--flows N] [--dport P] [--seconds S]
-//          [--cpus 0,1] [--rate PPS] [--obj bench_kern.o]
+//          [--cpus 0,1] [--rate PPS] [--obj bench_kern.o] [--hold-dev IF]
+// --hold-dev: an idle interface (e.g. one end of a spare veth pair) that xdp_gen is attached to
+// while the generator runs, so that each BPF_PROG_RUN does not update the XDP dispatcher.
 // --flows 0 gives every frame a new tuple (with --proto syn: a SYN flood of unique tuples).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -171,14 +173,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: xdpgen --dev IF --dst-mac MAC --src4 A --dst4 B [--src6 A --dst6 B] [--family 4|6|mix]\n"
                     "              [--proto udp|tcp|syn] [--size 64|imix|BYTES] [--flows N] [--dport P]\n"
-                    "              [--seconds S] [--cpus 0,1] [--rate PPS] [--obj bench_kern.o]\n");
+                    "              [--seconds S] [--cpus 0,1] [--rate PPS] [--obj bench_kern.o] [--hold-dev IF]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *dev = NULL, *obj_path = NULL, *proto_name = "udp", *size = "64", *family = "4";
-    const char *src4 = NULL, *dst4 = NULL, *src6 = NULL, *dst6 = NULL, *cpus = "0";
+    const char *src4 = NULL, *dst4 = NULL, *src6 = NULL, *dst6 = NULL, *cpus = "0", *hold_dev = NULL;
     uint8_t dmac[6] = {0}, smac[6];
     int have_dmac = 0;
     uint32_t flows = 4096;
@@ -187,7 +189,7 @@ int main(int argc, char **argv)
         {"dev", 1, 0, 'd'}, {"dst-mac", 1, 0, 'm'}, {"src4", 1, 0, 's'}, {"dst4", 1, 0, 't'},
         {"src6", 1, 0, 'S'}, {"dst6", 1, 0, 'T'}, {"family", 1, 0, 'f'}, {"proto", 1, 0, 'p'},
         {"size", 1, 0, 'z'}, {"flows", 1, 0, 'n'}, {"dport", 1, 0, 'P'}, {"seconds", 1, 0, 'x'},
-        {"cpus", 1, 0, 'c'}, {"rate", 1, 0, 'r'}, {"obj", 1, 0, 'o'}, {0, 0, 0, 0}};
+        {"cpus", 1, 0, 'c'}, {"rate", 1, 0, 'r'}, {"obj", 1, 0, 'o'}, {"hold-dev", 1, 0, 'H'}, {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -206,6 +208,7 @@ int main(int argc, char **argv)
         case 'c': cpus = optarg; break;
         case 'r': rate = atof(optarg); break;
         case 'o': obj_path = optarg; break;
+        case 'H': hold_dev = optarg; break;
         default: usage();
         }
     }
@@ -253,6 +256,15 @@ int main(int argc, char **argv)
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, "xdp_gen");
     if (!prog) { fprintf(stderr, "xdpgen: no xdp_gen in %s\n", obj_path); return 1; }
     prog_fd = bpf_program__fd(prog);
+    // Every XDP BPF_PROG_RUN puts its program into the kernel's XDP dispatcher and takes it out
+    // again, each change costing a synchronize_rcu() (tens of ms on a busy VM: it capped the rate
+    // at about 0.1 Mpps). A program the dispatcher already holds changes nothing: attach xdp_gen
+    // natively to an idle interface (through a link, gone when this process ends).
+    struct bpf_link *hold = NULL;
+    if (hold_dev) {
+        hold = bpf_program__attach_xdp(prog, (int)if_nametoindex(hold_dev));
+        if (!hold) fprintf(stderr, "xdpgen: cannot attach to --hold-dev %s (slow runs): %s\n", hold_dev, strerror(errno));
+    }
     int cfg_fd = bpf_object__find_map_fd_by_name(obj, "gen_config");
     int counter_fd = bpf_object__find_map_fd_by_name(obj, "gen_counter");
     uint32_t zero = 0;
