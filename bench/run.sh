@@ -25,6 +25,7 @@
 #   sudo bench/run.sh [--seconds 10] [--repeats 5] [--rules 100,1000,10000,100000] [--cpus 0]
 #        [--gen-cpus 1] [--queues 1] [--frames 64|imix] [--family 4|6|mix] [--proto udp|tcp]
 #        [--flows 4096] [--systems LIST] [--extras LIST|none] [--out DIR] [--nice -19] [--nft-rules LIST]
+# --rate PPS: offer a fixed rate instead of all the generator can (loss-free capacity checks).
 # --nft-rules: the rule counts nftables is measured at (default: --rules); loading 100,000 rules
 # with `nft -f` takes many minutes on a 2-vCPU VM.
 # --nice: generator and gateways run at this nice level, so that builds sharing the machine take
@@ -32,14 +33,14 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"; root="$(dirname "$here")"
 seconds=10; repeats=5; rules=100,1000,10000,100000; cpus=0; gen_cpus=1; queues=1; frames=64; family=4
-proto=udp; flows=4096; nft_counts=; systems=all; extras=all; out="$root/.build/bench-results"; nice=-19
+proto=udp; flows=4096; rate=; nft_counts=; systems=all; extras=all; out="$root/.build/bench-results"; nice=-19
 while (($#)); do
     case "$1" in
         --seconds) seconds="$2";; --repeats) repeats="$2";; --rules) rules="$2";; --cpus) cpus="$2";;
         --gen-cpus) gen_cpus="$2";; --queues) queues="$2";; --frames) frames="$2";; --family) family="$2";;
         --proto) proto="$2";; --flows) flows="$2";; --systems) systems="$2";; --extras) extras="$2";;
-        --out) out="$2";; --nice) nice="$2";; --nft-rules) nft_counts="$2";;
-        -h|--help) sed -n 2,32p "$0"; exit 0;;
+        --out) out="$2";; --nice) nice="$2";; --nft-rules) nft_counts="$2";; --rate) rate="$2";;
+        -h|--help) sed -n 2,33p "$0"; exit 0;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2;;
     esac
     shift 2
@@ -164,7 +165,7 @@ measure() {  # measure SYSTEM RULES [PID for perf]
             ip netns exec $C ping -n -i 0.02 -W 1 -c "$probes" 198.19.0.2 >"$work/ping.txt" 2>&1 &
             ping_pid=$!
         fi
-        line=$(generate "$seconds")
+        line=$(generate "$seconds" ${rate:+--rate "$rate"})
         [ -n "$pid" ] && { wait "$perf_pid" || true; cpu_ms=$(awk -F, '/task-clock/ {print $1}' "$work/perf.txt"); }
         if [ "$system" != ceiling ]; then
             wait "$ping_pid" || true
@@ -256,7 +257,7 @@ policy_swap() {
 
 # ---------------------------------------------------------------- the systems
 log "load before the run: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; gateway cpus $cpus, generator cpus $gen_cpus, $queues queue(s)"
-echo "# run $(date -u +%FT%TZ) seconds=$seconds repeats=$repeats rules=$rules cpus=$cpus gen_cpus=$gen_cpus queues=$queues frames=$frames family=$family proto=$proto flows=$flows load=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/runs.txt"
+echo "# run $(date -u +%FT%TZ) rate=${rate:-max} seconds=$seconds repeats=$repeats rules=$rules cpus=$cpus gen_cpus=$gen_cpus queues=$queues frames=$frames family=$family proto=$proto flows=$flows load=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/runs.txt"
 for n in "${rule_counts[@]}"; do
     "$nft_rules" --rules "$n" --out "$work/rules-$n" | sed "s/^/rules $n: /" >>"$out/rulesets.txt"
 done
