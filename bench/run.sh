@@ -274,7 +274,7 @@ if want ceiling; then
 fi
 if want xskfwd; then
     if start_gateway "$work/xskfwd.log" "$work/xskfwd" --in gin --out gout --dst-mac "$u0_mac" --queues "$queues" \
-        --cpus "$cpus" --obj "$obj"; then
+        --cpus "$cpus" --obj "$obj" ${xskfwd_flags:-}; then
         measure xskfwd 0 "$worker_pid"
         stop_gateway
         sed 's/^/xskfwd: /' "$work/xskfwd.log" | grep forwarded >>"$out/gateway-counters.txt" || true
