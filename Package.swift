@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "forward-bench", targets: ["forward-bench"]),
         .executable(name: "dns-bench", targets: ["dns-bench"]),
         .executable(name: "tls-bench", targets: ["tls-bench"]),
+        .executable(name: "nft-rules", targets: ["nft-rules"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -144,6 +145,8 @@ let package = Package(
         // Cost of a pending-TLS decision and TLS connections per second against plain TCP (docs/benchmarks.md).
         .executableTarget(
             name: "tls-bench", dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePacket"], path: "bench/tls"),
+        // The benchmark harness's rule sets: generated policy, naive and best nftables encodings.
+        .executableTarget(name: "nft-rules", dependencies: ["SluicePolicy", "SluicePolicyGen"], path: "bench/nft-rules"),
         // DNS proxy throughput and latency against the upstream alone, with dnsperf and nsd (docs/dns.md).
         .executableTarget(
             name: "dns-bench",
