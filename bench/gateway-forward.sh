@@ -5,11 +5,13 @@
 # The generator is bench/udpgen.c (sendmmsg, 64-byte frames, N flows). Prints the sink's rate,
 # the generator's rate and the gateway's CPU cycles per forwarded packet (process CPU time ×
 # clock rate / packets). Needs root. Everything it creates is removed on exit.
-#   swift build -c release --product forward-bench && bench/gateway-forward.sh [SECONDS] [FLOWS] [--busy-poll]
+# Flow offload (issue 6) is on by default, as in `sluice run`; `--no-offload` measures the pure
+# AF_XDP path. Further arguments after FLOWS go to `forward-bench gateway`.
+#   swift build -c release --product forward-bench && bench/gateway-forward.sh [SECONDS] [FLOWS] [--busy-poll] [--no-offload]
 set -euo pipefail
 seconds="${1:-10}"; flows="${2:-16}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"; root="$(dirname "$here")"
-mode="${3:-}"
+mode="${*:3}"
 gateway="$root/.build/release/forward-bench"
 [ -x "$gateway" ] || { echo "no $gateway: swift build -c release --product forward-bench" >&2; exit 1; }
 C=slbench-c; G=slbench-g; U=slbench-u; work="$(mktemp -d)"
@@ -71,4 +73,4 @@ exec 3>&-
 wait "$gateway_pid" || true
 gateway_pid=
 echo "gateway counters:"
-grep -E "^(allowed|denied|dropped|flows|tx_ring|fill_ring|transmitted|received)" "$work/gateway.log" | sed 's/^/  /'
+grep -E "^(allowed|denied|dropped|flows|tx_ring|fill_ring|transmitted|received|offload)" "$work/gateway.log" | sed 's/^/  /'

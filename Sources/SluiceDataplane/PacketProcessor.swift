@@ -5,6 +5,7 @@
 //   parse ─fail─► drop malformed          fragment ─► drop (cannot judge)     no policy ─► drop
 //   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
 //        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
+//   flow may be offloaded (FlowEntry.mayOffload) ─► OffloadRequest into the worker's ring
 //   denied / cut / no flow / table full ─► drop
 //   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
 //   decrement TTL/hop limit (incremental checksum), rewrite MACs ─► forward
@@ -51,12 +52,14 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let worker: UInt16
     /// Whether events are wanted (the API's performance mode); nil: always.
     let eventsEnabled: UnsafeAtomic<Bool>?
+    /// Flow offload requests (nil: no offload, e.g. unit tests without XDP).
+    let offload: OffloadPort?
 
     /// A processor for worker `worker`, counting into `counters` and reporting into the rings
     /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
-                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, offload: OffloadPort? = nil) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
@@ -64,6 +67,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         self.neighbourRequests = neighbourRequests
         self.worker = UInt16(truncatingIfNeeded: worker)
         self.eventsEnabled = eventsEnabled
+        self.offload = offload
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -96,9 +100,23 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
             }
         } else {
+            let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
-                                  now: now, generation: policy.generation) {
+                                  now: now, generation: policy.generation, offload: offloading) {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
+            if outcome.offload, let offload {
+                let initiator = side == .inside ? packet.tuple : packet.tuple.reversed()
+                if offload.requests.push(OffloadRequest(initiator: initiator,
+                                                        generation: UInt32(truncatingIfNeeded: policy.generation))) {
+                    counters.add(.offloadRequests)
+                } else {
+                    // Ring full: unflag the flow so a later packet asks again (second lock, rare).
+                    counters.add(.offloadRequestsDropped)
+                    flows.withFlow(initiator) { flow in
+                        if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
+                    }
+                }
             }
         }
         if outcome.opened { counters.add(.flowsOpened) }

@@ -70,12 +70,12 @@ final class ProcessorHarness: @unchecked Sendable {
     var length = 0
 
     init(flowTable: FlowTableConfiguration = FlowTableConfiguration(capacity: 1024, shardCount: 4),
-         policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+         policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil, offload: OffloadPort? = nil) {
         flows = FlowTable(flowTable, seed: 42)
         self.policy = policy
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
                                     events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0,
-                                    eventsEnabled: eventsEnabled)
+                                    eventsEnabled: eventsEnabled, offload: offload)
     }
 
     deinit {

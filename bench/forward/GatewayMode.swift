@@ -12,12 +12,13 @@ enum GatewayMode {
         }
         guard let inside = value("--inside"), let outside = value("--outside"), let policyPath = value("--policy")
         else {
-            say("usage: forward-bench gateway --inside IF --outside IF --policy FILE [--queues N] [--busy-poll]")
+            say("usage: forward-bench gateway --inside IF --outside IF --policy FILE [--queues N] [--busy-poll] [--no-offload]")
             exit(2)
         }
         var configuration = DataplaneConfiguration(inside: inside, outside: outside)
         configuration.queues = value("--queues").flatMap { Int($0) }
         if arguments.contains("--busy-poll") { configuration.idleTimeoutMilliseconds = 0 }
+        if arguments.contains("--no-offload") { configuration.offload = false }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: policyPath))
         let parsed = try PolicyParser.parseDocument(try JSONValue.parse(Array(bytes)))
         let dataplane = Dataplane(configuration, learned: NoLearnedAddresses(), log: { say($0) })
