@@ -167,7 +167,10 @@ final class FlowOffload: @unchecked Sendable {
                     flows.clearOffloadRequest(request.initiator)
                     return
                 }
-                batch.append((request.initiator, forward.0, forward.1, forward.2, forward.3))
+                var (outboundValue, inboundValue) = (forward.1, forward.3)
+                outboundValue.generation = request.generation
+                inboundValue.generation = request.generation
+                batch.append((request.initiator, forward.0, outboundValue, forward.2, inboundValue))
             }
             guard !batch.isEmpty else { return }
             // Re-installs (a flow judged again) reset the program's counters: harvest first.

@@ -131,8 +131,10 @@ import Testing
             self.sluice = nil
         }
 
+        /// A GET (or POST of `body`) to the API; a POST's answer is returned whatever its status.
         func api(_ path: String, post body: String? = nil) throws -> String {
-            var arguments = ["ip", "netns", "exec", gateway, "curl", "-s", "-f", "-H", "Authorization: Bearer \(token)"]
+            var arguments = ["ip", "netns", "exec", gateway, "curl", "-s", body == nil ? "-f" : "-S",
+                             "-H", "Authorization: Bearer \(token)"]
             if let body { arguments += ["-X", "POST", "-H", "Content-Type: application/json", "--data", body] }
             return try Shell.run(arguments + ["\(apiURL)\(path)"])
         }
@@ -250,7 +252,9 @@ import Testing
             of: "{\"id\": \"web\"",
             with: "{\"id\": \"extra\", \"action\": \"allow\", \"match\": {\"proto\": \"udp\", \"dst_ports\": [7779]}},\n"
                 + "{\"id\": \"web\"")
-        #expect(try lab.api("/api/v1/policies", post: widened).contains("confirmed"))
+            .replacingOccurrences(of: "offload-test", with: "offload-widened")
+        let widenedAnswer = try lab.api("/api/v1/policies", post: widened)
+        #expect(widenedAnswer.contains("confirmed"), "policy deployed: \(widenedAnswer)")
         #expect(lab.session(sourcePort: 45000, count: 20, interval: 0.02) == 20, "the flow survives the swap")
         usleep(300_000)
         let afterSwap = try lab.counters()
@@ -263,8 +267,9 @@ import Testing
         // 5. A policy that denies UDP 7777: the offloaded flow is cut at its next packet.
         let tcpOnly = OffloadIntegrationTests.basePolicy.replacingOccurrences(
             of: "{\"id\": \"udp-echo\", \"action\": \"allow\", \"match\": {\"proto\": \"udp\", \"dst_ports\": [7777]}},",
-            with: "")
-        #expect(try lab.api("/api/v1/policies", post: tcpOnly).contains("confirmed"))
+            with: "").replacingOccurrences(of: "offload-test", with: "offload-tcp-only")
+        let tcpOnlyAnswer = try lab.api("/api/v1/policies", post: tcpOnly)
+        #expect(tcpOnlyAnswer.contains("confirmed"), "policy deployed: \(tcpOnlyAnswer)")
         #expect(lab.session(sourcePort: 45000, count: 3, interval: 0.05) == 0, "the offloaded flow is cut")
         let afterCut = try lab.counters()
         #expect(OffloadIntegrationTests.delta(afterCut, afterSwap, "flows_cut") == 1)
