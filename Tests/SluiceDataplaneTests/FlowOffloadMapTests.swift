@@ -28,10 +28,10 @@ import Testing
         let flows = FlowTable(FlowTableConfiguration(capacity: 1024, shardCount: 4), seed: 3)
         let offload = try FlowOffload(inside: inside, outside: outside, insideIndex: 1, outsideIndex: 1, flows: flows,
                                       workers: 1, ringCapacity: 16, configured: true, log: { _ in })
-        #expect(inside.offloadGeneration() == 0 && !offload.enabled.load(ordering: .relaxed), "off until a policy")
+        #expect(inside.offloadGeneration() == 0 && !FlowOffloadMapTests.on(offload), "off until a policy")
         offload.policyWillPublish(generation: 7)
         #expect(inside.offloadGeneration() == 7 && outside.offloadGeneration() == 7)
-        #expect(offload.enabled.load(ordering: .relaxed))
+        #expect(FlowOffloadMapTests.on(offload))
 
         // A worker opened and flagged a UDP flow under generation 7 and asked for it.
         let tuple = Frames.udp().tuple
@@ -69,10 +69,10 @@ import Testing
 
         // Pause: generation 0 at once, entries gone, flags cleared; resume: generation back.
         offload.setPaused(true)
-        #expect(inside.offloadGeneration() == 0 && !offload.enabled.load(ordering: .relaxed))
+        #expect(inside.offloadGeneration() == 0 && !FlowOffloadMapTests.on(offload))
         #expect(FlowOffloadMapTests.entries(inside).isEmpty && FlowOffloadMapTests.entries(outside).isEmpty)
         offload.setPaused(false)
-        #expect(inside.offloadGeneration() == 7 && offload.enabled.load(ordering: .relaxed))
+        #expect(inside.offloadGeneration() == 7 && FlowOffloadMapTests.on(offload))
 
         // A flow that is gone (cut, expired) loses its entries at the next harvest.
         #expect(producer.push(OffloadRequest(initiator: tuple, generation: 7)))
@@ -92,8 +92,12 @@ import Testing
                                       workers: 1, ringCapacity: 4, configured: false, log: { _ in })
         offload.policyWillPublish(generation: 3)
         #expect(inside.offloadGeneration() == 0 && outside.offloadGeneration() == 0)
-        #expect(!offload.enabled.load(ordering: .relaxed))
+        #expect(!FlowOffloadMapTests.on(offload))
     }
+
+    /// Whether workers may ask for installs (read outside #expect: the atomics' ordering
+    /// argument must be spelled literally).
+    static func on(_ offload: FlowOffload) -> Bool { offload.enabled.load(ordering: .relaxed) }
 
     static let allow = CompiledVerdict(verdict: .allow, decision: .allow, decidedBy: .rule, mode: .enforce, group: 0,
                                        rule: 0, findingCount: 0)
