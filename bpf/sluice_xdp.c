@@ -18,8 +18,8 @@
  *
  *   miss, fragment, VLAN-tagged, other protocol        -> XSKMAP (workers)
  *   hit, entry generation != sluice_offload_gen[0]     -> XSKMAP (stale: workers judge again)
- *   hit, TCP SYN/FIN/RST, TTL/hop limit <= 1, no egress -> XSKMAP (TCP state, ICMP errors)
  *   hit, SLUICE_FLOW_DROP                              -> XDP_DROP, counted in the entry
+ *   hit, TCP SYN/FIN/RST, TTL/hop limit <= 1, no egress -> XSKMAP (TCP state, ICMP errors)
  *   hit, SLUICE_FLOW_FORWARD                           -> TTL-1 (incremental checksum), MACs,
  *                                                         counted, bpf_redirect_map(sluice_egress)
  */
@@ -124,16 +124,18 @@ static __always_inline int steer(struct xdp_md *ctx, __u32 counter)
 	return bpf_redirect_map(&sluice_xsks, queue, XDP_DROP);
 }
 
-/* The entry of this packet's flow if offload is on, it is current and may be used. */
+/*
+ * The entry of this packet's flow if offload is on and it is current; *control tells whether
+ * the packet is a TCP SYN/FIN/RST (which a forward entry leaves to the workers).
+ */
 static __always_inline struct sluice_flow_value *offloaded(struct xdp_md *ctx, struct sluice_flow_key *key,
-							    void *l4, void *end, int tagged)
+							    void *l4, void *end, int tagged, int *control)
 {
 	__u32 zero = 0;
 	__u32 *generation = bpf_map_lookup_elem(&sluice_offload_gen, &zero);
 	struct sluice_flow_value *flow;
 	struct tcphdr *tcp = l4;
 	struct udphdr *udp = l4;
-	int control = 0;
 
 	if (!generation || *generation == 0 || tagged)
 		return NULL;
@@ -142,7 +144,7 @@ static __always_inline struct sluice_flow_value *offloaded(struct xdp_md *ctx, s
 			return NULL;
 		key->sport = tcp->source;
 		key->dport = tcp->dest;
-		control = tcp->syn | tcp->fin | tcp->rst;
+		*control = tcp->syn | tcp->fin | tcp->rst;
 	} else if (key->proto == IPPROTO_UDP) {
 		if ((void *)(udp + 1) > end)
 			return NULL;
@@ -156,11 +158,6 @@ static __always_inline struct sluice_flow_value *offloaded(struct xdp_md *ctx, s
 		return NULL;
 	if (flow->generation != *generation) {
 		count(ctx, SLUICE_CTR_OFFLOAD_STALE, 0);
-		return NULL;
-	}
-	/* SYN, FIN and RST move the workers' TCP state (and end flows): they see those. */
-	if (control) {
-		count(ctx, SLUICE_CTR_OFFLOAD_PUNT, 0);
 		return NULL;
 	}
 	return flow;
@@ -183,7 +180,8 @@ static __always_inline void account(struct sluice_flow_value *flow, struct xdp_m
  * rewritten, counted; the caller decrements the TTL/hop limit and redirects), or returns -1 for
  * the workers. `hop` is the packet's TTL/hop limit.
  */
-static __always_inline int forward(struct xdp_md *ctx, struct sluice_flow_value *flow, __u8 hop, __u64 ip_bytes)
+static __always_inline int forward(struct xdp_md *ctx, struct sluice_flow_value *flow, __u8 hop, __u64 ip_bytes,
+				   int control)
 {
 	struct ethhdr *eth = (void *)(long)ctx->data;
 	__u32 egress = flow->egress_ifindex;
@@ -192,8 +190,11 @@ static __always_inline int forward(struct xdp_md *ctx, struct sluice_flow_value 
 		account(flow, ctx, ip_bytes);
 		return count(ctx, SLUICE_CTR_OFFLOAD_DROP, XDP_DROP);
 	}
-	/* TTL running out: the workers answer with ICMP time exceeded. */
-	if (hop <= 1 || !bpf_map_lookup_elem(&sluice_egress, &egress)) {
+	/*
+	 * SYN, FIN and RST move the workers' TCP state (and end flows); a TTL running out is
+	 * answered by the workers with ICMP time exceeded: they see those.
+	 */
+	if (control || hop <= 1 || !bpf_map_lookup_elem(&sluice_egress, &egress)) {
 		count(ctx, SLUICE_CTR_OFFLOAD_PUNT, 0);
 		return -1;
 	}
@@ -210,8 +211,8 @@ static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *end, 
 	struct iphdr *ip = l3;
 	struct sluice_flow_key key = { .family = SLUICE_FAMILY_V4 };
 	struct sluice_flow_value *flow;
+	int action, control = 0;
 	__u32 check;
-	int action;
 
 	if ((void *)(ip + 1) > end || ip->ihl < 5)
 		return count(ctx, SLUICE_CTR_DROP_MALFORMED, XDP_DROP);
@@ -225,11 +226,11 @@ static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *end, 
 		key.proto = ip->protocol;
 		__builtin_memcpy(key.saddr, &ip->saddr, 4);
 		__builtin_memcpy(key.daddr, &ip->daddr, 4);
-		flow = offloaded(ctx, &key, (void *)ip + ip->ihl * 4, end, tagged);
+		flow = offloaded(ctx, &key, (void *)ip + ip->ihl * 4, end, tagged, &control);
 		if (flow) {
 			__u8 ttl = ip->ttl;
 
-			action = forward(ctx, flow, ttl, bpf_ntohs(ip->tot_len));
+			action = forward(ctx, flow, ttl, bpf_ntohs(ip->tot_len), control);
 			if (action >= 0) {
 				if (action != XDP_REDIRECT)
 					return action;
@@ -251,7 +252,7 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, void *l3, void *end, 
 	struct sluice_flow_key key = { .family = SLUICE_FAMILY_V6 };
 	struct sluice_flow_value *flow;
 	__u8 *icmp_type;
-	int action;
+	int action, control = 0;
 
 	if ((void *)(ip6 + 1) > end)
 		return count(ctx, SLUICE_CTR_DROP_MALFORMED, XDP_DROP);
@@ -273,11 +274,11 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, void *l3, void *end, 
 	key.proto = ip6->nexthdr;
 	__builtin_memcpy(key.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(key.daddr, &ip6->daddr, 16);
-	flow = offloaded(ctx, &key, ip6 + 1, end, tagged);
+	flow = offloaded(ctx, &key, ip6 + 1, end, tagged, &control);
 	if (flow) {
 		__u8 hop = ip6->hop_limit;
 
-		action = forward(ctx, flow, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6));
+		action = forward(ctx, flow, hop, bpf_ntohs(ip6->payload_len) + sizeof(*ip6), control);
 		if (action >= 0) {
 			if (action != XDP_REDIRECT)
 				return action;

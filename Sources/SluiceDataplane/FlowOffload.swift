@@ -36,6 +36,9 @@ public struct OffloadRequest: Sendable, Equatable {
     public var initiator: FiveTuple
     /// Low 32 bits of the policy generation that judged the flow.
     public var generation: UInt32
+    /// A denied flow: the program drops its packets (only while events are off, see
+    /// `OffloadPort.denyCache`); false: an allowed flow, forwarded.
+    public var drop: Bool = false
 }
 
 /// What a worker needs for offload: its request ring and the on/off switch (raw views, no
@@ -45,10 +48,30 @@ public struct OffloadPort: @unchecked Sendable {
     public var requests: SPSCRing<OffloadRequest>.Producer
     /// Whether workers may request installs now (off with `--no-offload` and while paused).
     public var enabled: UnsafeAtomic<Bool>
+    /// Denied flows this worker asked to drop lately (`denyCacheSize` hashes): a denied flow has
+    /// no flow entry to carry a flag, and without it every packet until the install would ask.
+    /// nil: denied flows are never offloaded.
+    public var denyCache: UnsafeMutablePointer<UInt64>?
 
-    public init(requests: SPSCRing<OffloadRequest>.Producer, enabled: UnsafeAtomic<Bool>) {
+    /// Slots of a deny cache (a power of two).
+    public static let denyCacheSize = 1024
+
+    public init(requests: SPSCRing<OffloadRequest>.Producer, enabled: UnsafeAtomic<Bool>,
+                denyCache: UnsafeMutablePointer<UInt64>? = nil) {
         self.requests = requests
         self.enabled = enabled
+        self.denyCache = denyCache
+    }
+
+    /// Whether the denied flow with `hash` (already mixed with the generation) should be asked
+    /// for now: false when this worker asked for it lately. Hot path.
+    @inline(__always)
+    func claimDeny(_ hash: UInt64) -> Bool {
+        guard let denyCache else { return false }
+        let slot = denyCache + Int(truncatingIfNeeded: hash & UInt64(OffloadPort.denyCacheSize - 1))
+        if slot.pointee == hash { return false }
+        slot.pointee = hash
+        return true
     }
 }
 
@@ -62,9 +85,13 @@ final class FlowOffload: @unchecked Sendable {
     }
 
     /// An installed flow: baselines of its inside (initiator → responder) and outside entries.
+    /// A denied flow (`drop`) has only the inside entry and no flow-table entry: it goes when
+    /// idle past its protocol's timeout (`lastActive`, monotonic ns: install or last packet).
     struct Installed {
         var inside = Baseline()
         var outside = Baseline()
+        var drop = false
+        var lastActive: UInt64 = 0
     }
 
     let inside: XDPProgram
@@ -76,6 +103,8 @@ final class FlowOffload: @unchecked Sendable {
     private let configured: Bool
     private let lock = NSLock()
     private var installed: [FiveTuple: Installed] = [:]
+    /// One deny cache per worker (OffloadPort.denyCache).
+    private let denyCaches: [UnsafeMutablePointer<UInt64>]
     private var generation: UInt32 = 0
     private var paused = false
     private let log: @Sendable (String) -> Void
@@ -95,6 +124,11 @@ final class FlowOffload: @unchecked Sendable {
         self.configured = configured
         self.log = log
         rings = (0..<workers).map { _ in SPSCRing(capacity: ringCapacity) }
+        denyCaches = (0..<workers).map { _ in
+            let cache = UnsafeMutablePointer<UInt64>.allocate(capacity: OffloadPort.denyCacheSize)
+            cache.initialize(repeating: 0, count: OffloadPort.denyCacheSize)
+            return cache
+        }
         enabled = .create(false)
         try inside.addEgress(interfaceIndex: outsideIndex)
         try outside.addEgress(interfaceIndex: insideIndex)
@@ -102,10 +136,15 @@ final class FlowOffload: @unchecked Sendable {
         try outside.setOffloadGeneration(0)
     }
 
-    deinit { enabled.destroy() }
+    deinit {
+        enabled.destroy()
+        for cache in denyCaches { cache.deallocate() }
+    }
 
     /// Worker `worker`'s view.
-    func port(worker: Int) -> OffloadPort { OffloadPort(requests: rings[worker].producer, enabled: enabled) }
+    func port(worker: Int) -> OffloadPort {
+        OffloadPort(requests: rings[worker].producer, enabled: enabled, denyCache: denyCaches[worker])
+    }
 
     /// Whether offload is on now (configured and not paused).
     var active: Bool { lock.withLock { configured && !paused } }
@@ -159,7 +198,19 @@ final class FlowOffload: @unchecked Sendable {
     func install(snapshot: ForwardingSnapshot?) {
         lock.withLock {
             var batch: [(FiveTuple, sluice_flow_key, sluice_flow_value, sluice_flow_key, sluice_flow_value)] = []
+            var drops: [FiveTuple: sluice_flow_value] = [:]
             drainLocked { request in
+                if request.drop {
+                    guard configured && !paused && request.generation == generation else {
+                        refused += 1
+                        return
+                    }
+                    var value = sluice_flow_value()
+                    value.action = UInt8(SLUICE_FLOW_DROP)
+                    value.generation = request.generation
+                    drops[request.initiator] = value  // several workers may ask for one flow
+                    return
+                }
                 guard configured && !paused && request.generation == generation, let snapshot,
                       let forward = FlowOffload.entries(request.initiator, snapshot: snapshot)
                 else {
@@ -172,6 +223,7 @@ final class FlowOffload: @unchecked Sendable {
                 inboundValue.generation = request.generation
                 batch.append((request.initiator, forward.0, outboundValue, forward.2, inboundValue))
             }
+            installDropsLocked(drops)
             guard !batch.isEmpty else { return }
             // Re-installs (a flow judged again) reset the program's counters: harvest first.
             if batch.contains(where: { installed[$0.0] != nil }) { harvestLocked() }
@@ -192,6 +244,28 @@ final class FlowOffload: @unchecked Sendable {
                 }
                 refused += UInt64(batch.count)
             }
+        }
+    }
+
+    /// Installs drop entries for denied flows (inside map only: they start inside).
+    private func installDropsLocked(_ drops: [FiveTuple: sluice_flow_value]) {
+        guard !drops.isEmpty else { return }
+        if drops.keys.contains(where: { installed[$0] != nil }) { harvestLocked() }
+        var keys = drops.keys.map { FlowOffload.key($0) }
+        var values = Array(drops.values)
+        do {
+            try inside.installFlows(&keys, &values, count: keys.count)
+            let now = monotonicNanoseconds()
+            for initiator in drops.keys {
+                if let old = installed[initiator], !old.drop {
+                    outside.removeFlow(FlowOffload.key(initiator.reversed()))  // was allowed, now denied
+                }
+                installed[initiator] = Installed(drop: true, lastActive: now)
+            }
+            installs += UInt64(keys.count)
+        } catch {
+            log("flow offload: install of \(keys.count) drop entries failed: \(error)")
+            refused += UInt64(keys.count)
         }
     }
 
@@ -298,11 +372,22 @@ final class FlowOffload: @unchecked Sendable {
                 delta[initiator] = sum
             }
         }
-        for initiator in Array(installed.keys) {
+        let now = monotonicNanoseconds()
+        for (initiator, record) in installed {
             guard let sum = delta[initiator] else {
                 // Both entries evicted (LRU): the flow goes back to the workers and asks again.
                 installed[initiator] = nil
-                flows.clearOffloadRequest(initiator)
+                if !record.drop { flows.clearOffloadRequest(initiator) }
+                continue
+            }
+            if record.drop {
+                // A denied flow: no flow entry; it goes when idle past its protocol's timeout.
+                let active = max(record.lastActive, sum.lastSeen)
+                installed[initiator]?.lastActive = active
+                if now > active && now - active > dropTimeout(initiator) {
+                    removeEntriesLocked(initiator)
+                    installed[initiator] = nil
+                }
                 continue
             }
             if !flows.absorbOffloaded(initiator, packets: sum.packets, bytes: sum.ipBytes, lastSeen: sum.lastSeen) {
@@ -310,6 +395,14 @@ final class FlowOffload: @unchecked Sendable {
                 installed[initiator] = nil
             }
         }
+    }
+
+    /// How long a denied flow's drop entry stays without packets: as long as the flow would
+    /// stay in the flow table (UDP timeout, TCP opening timeout).
+    private func dropTimeout(_ initiator: FiveTuple) -> UInt64 {
+        let timeouts = flows.configuration.timeouts
+        let seconds = initiator.protocolNumber == IPProtocolNumber.tcp ? timeouts.tcpOpening : timeouts.udp
+        return UInt64(seconds * 1e9)
     }
 
     /// Harvests, then sweeps idle flows from the flow table and deletes the entries of the
@@ -330,6 +423,11 @@ final class FlowOffload: @unchecked Sendable {
         inside.removeFlow(FlowOffload.key(initiator))
         outside.removeFlow(FlowOffload.key(initiator.reversed()))
         removals += 1
+    }
+
+    /// Forgets when the entry of `initiator` was installed (tests: make a drop entry look idle).
+    func clearActivityForTests(_ initiator: FiveTuple) {
+        lock.withLock { installed[initiator]?.lastActive = 0 }
     }
 
     /// Flows installed now (as far as the last harvest knows).

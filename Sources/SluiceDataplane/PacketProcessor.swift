@@ -94,13 +94,13 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         // The judging closure is written at each call site, never stored in a variable: a stored
         // closure counts as escaping and its captures would be boxed on the heap per packet.
         let outcome: FlowOutcome
+        let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
         if let icmp = packet.icmp, icmp.kind == .error {
             guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
             outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
             }
         } else {
-            let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
                                   now: now, generation: policy.generation, offload: offloading) {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
@@ -129,6 +129,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             break
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
+            if offloading && side == .inside { requestDrop(packet.tuple, generation: policy.generation) }
             return drop(.deniedPackets)
         case .cut:
             counters.add(.flowsCut)
@@ -164,6 +165,24 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             counters.add(.allowedPackets)
             counters.add(.allowedBytes, UInt64(length))
             return PacketDecision(action: .forward(side.opposite), packet: packet)
+        }
+    }
+
+    /// Asks for a drop entry for the denied flow of `tuple`, only while events are off: with
+    /// events on, every denied packet is judged and reported (audit findings count packets),
+    /// which a drop in XDP would hide. Once per flow and generation per worker (deny cache).
+    @inline(__always)
+    func requestDrop(_ tuple: FiveTuple, generation: UInt64) {
+        guard let offload, let eventsEnabled, !eventsEnabled.load(ordering: .relaxed),
+              tuple.protocolNumber == IPProtocolNumber.tcp || tuple.protocolNumber == IPProtocolNumber.udp
+        else { return }
+        let hash = FlowKey.canonical(tuple).key.hash(seed: generation | 1)
+        guard offload.claimDeny(hash) else { return }
+        if offload.requests.push(OffloadRequest(initiator: tuple, generation: UInt32(truncatingIfNeeded: generation),
+                                                drop: true)) {
+            counters.add(.offloadRequests)
+        } else {
+            counters.add(.offloadRequestsDropped)
         }
     }
 

@@ -81,6 +81,25 @@ import Testing
         #expect(flows.sweep(now: 100_000_000_000) == 1, "idle 98 s > the UDP timeout")
         offload.harvest()
         #expect(FlowOffloadMapTests.entries(inside).isEmpty && FlowOffloadMapTests.entries(outside).isEmpty)
+
+        // A denied flow (events off): one drop entry, inside only; it goes once idle past its timeout.
+        let denied = Frames.udp(port: 123).tuple
+        #expect(producer.push(OffloadRequest(initiator: denied, generation: 7, drop: true)))
+        #expect(producer.push(OffloadRequest(initiator: denied, generation: 7, drop: true)))
+        offload.install(snapshot: Topology.snapshot())
+        let drops = FlowOffloadMapTests.entries(inside)
+        #expect(drops.count == 1 && FlowOffloadMapTests.entries(outside).isEmpty)
+        #expect(drops.first?.1.action == UInt8(SLUICE_FLOW_DROP) && drops.first?.1.generation == 7)
+        offload.harvest()
+        #expect(FlowOffloadMapTests.entries(inside).count == 1, "fresh: kept")
+        var deniedKey = FlowOffload.key(denied)
+        var deniedValue = drops[0].1
+        deniedValue.packets = 3
+        deniedValue.last_seen_ns = 1  // long ago
+        #expect(bpf_map_update_elem(inside.flowMapFD, &deniedKey, &deniedValue, UInt64(BPF_EXIST)) == 0)
+        offload.clearActivityForTests(denied)
+        offload.harvest()
+        #expect(FlowOffloadMapTests.entries(inside).isEmpty, "idle past the UDP timeout: removed")
     }
 
     @Test(.enabled(if: IntegrationEnvironment.canRun, "needs root and the BPF object; see stderr"))

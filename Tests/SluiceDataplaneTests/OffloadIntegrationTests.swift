@@ -6,7 +6,8 @@
 // shows packets carried by the XDP program. Then, with offload: a flow keeps living past the UDP
 // idle timeout while its packets pass only through XDP; a policy change that keeps the flow
 // allowed sends its stale entries back to the workers and the flow is offloaded again; a policy
-// change that denies it cuts it at once. Everything it creates is removed by defers, pass or
+// change that denies it cuts it at once; with events off, a denied flow is dropped by the program
+// and still counted as denied. Everything it creates is removed by defers, pass or
 // fail. Skipped loudly when not root.
 
 #if canImport(Glibc)
@@ -132,10 +133,10 @@ import Testing
         }
 
         /// A GET (or POST of `body`) to the API; a POST's answer is returned whatever its status.
-        func api(_ path: String, post body: String? = nil) throws -> String {
+        func api(_ path: String, post body: String? = nil, method: String = "POST") throws -> String {
             var arguments = ["ip", "netns", "exec", gateway, "curl", "-s", body == nil ? "-f" : "-S",
                              "-H", "Authorization: Bearer \(token)"]
-            if let body { arguments += ["-X", "POST", "-H", "Content-Type: application/json", "--data", body] }
+            if let body { arguments += ["-X", method, "-H", "Content-Type: application/json", "--data", body] }
             return try Shell.run(arguments + ["\(apiURL)\(path)"])
         }
 
@@ -273,6 +274,21 @@ import Testing
         #expect(lab.session(sourcePort: 45000, count: 3, interval: 0.05) == 0, "the offloaded flow is cut")
         let afterCut = try lab.counters()
         #expect(OffloadIntegrationTests.delta(afterCut, afterSwap, "flows_cut") == 1)
+
+        // 6. Events off (performance mode disabled): a denied flow is dropped by the program
+        // itself, and every one of its packets still counts as denied.
+        _ = try lab.api("/api/v1/settings/performance-mode", post: "{\"enabled\": false}", method: "PUT")
+        let beforeDeny = try lab.counters()
+        _ = lab.inClient(["python3", "-c", """
+            import socket, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 46000))
+            for i in range(40): s.sendto(b"d", ("\(lab.upstreamV4)", 7778)); time.sleep(0.005)
+            """])
+        usleep(300_000)
+        let afterDeny = try lab.counters()
+        #expect(OffloadIntegrationTests.delta(afterDeny, beforeDeny, "denied_packets") == 40, "\(afterDeny)")
+        #expect(OffloadIntegrationTests.delta(afterDeny, beforeDeny, "xdp_inside_offloadDropped") >= 30,
+                "dropped in XDP after the first packets: \(afterDeny)")
         lab.stopSluice()
     }
 }

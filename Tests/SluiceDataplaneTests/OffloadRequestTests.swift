@@ -15,16 +15,24 @@ import Testing
     final class Setup {
         let ring: SPSCRing<OffloadRequest>
         let enabled = UnsafeAtomic<Bool>.create(true)
+        let events = UnsafeAtomic<Bool>.create(true)
+        let denyCache = UnsafeMutablePointer<UInt64>.allocate(capacity: OffloadPort.denyCacheSize)
         let gateway: ProcessorHarness
 
         init(ringCapacity: Int = 64, timeouts: FlowTimeouts = FlowTimeouts()) throws {
             ring = SPSCRing(capacity: ringCapacity)
+            denyCache.initialize(repeating: 0, count: OffloadPort.denyCacheSize)
             gateway = ProcessorHarness(
                 flowTable: FlowTableConfiguration(capacity: 1024, shardCount: 4, timeouts: timeouts),
-                policy: try compilePolicy(Policies.web), offload: OffloadPort(requests: ring.producer, enabled: enabled))
+                policy: try compilePolicy(Policies.web), eventsEnabled: events,
+                offload: OffloadPort(requests: ring.producer, enabled: enabled, denyCache: denyCache))
         }
 
-        deinit { enabled.destroy() }
+        deinit {
+            enabled.destroy()
+            events.destroy()
+            denyCache.deallocate()
+        }
 
         func requests() -> [OffloadRequest] {
             var consumer = ring.consumer
@@ -69,6 +77,25 @@ import Testing
         // After a FIN the flow is closing: not offloadable any more.
         setup.gateway.send(Frames.tcp(flags: [.fin, .ack]), from: .inside)
         #expect(setup.gateway.flows.entry(syn.tuple)?.mayOffload == false)
+    }
+
+    @Test func deniedFlowsAskForADropOnlyWhileEventsAreOff() throws {
+        let setup = try Setup()
+        let denied = Frames.udp(port: 123)
+        setup.gateway.send(denied, from: .inside)
+        #expect(setup.requests().isEmpty, "events on: every denied packet is judged and reported")
+        setup.events.store(false, ordering: .relaxed)
+        setup.gateway.send(denied, from: .inside)
+        setup.gateway.send(denied, from: .inside)
+        #expect(setup.requests() == [OffloadRequest(initiator: denied.tuple, generation: 1, drop: true)],
+                "once per flow and generation")
+        setup.gateway.generation = 2
+        setup.gateway.send(denied, from: .inside)
+        #expect(setup.requests() == [OffloadRequest(initiator: denied.tuple, generation: 2, drop: true)])
+        setup.gateway.send(Frames.echo(identifier: 99), from: .inside)  // allowed ICMP: no request
+        setup.gateway.send(Frames.tcp(port: 8443, flags: [.syn]), from: .inside)  // denied TCP SYN
+        #expect(setup.requests().map(\.drop) == [true])
+        #expect(setup.gateway.count(.deniedPackets) == 5)
     }
 
     @Test func icmpDeniedAndSwitchedOffFlowsAreNotRequested() throws {
