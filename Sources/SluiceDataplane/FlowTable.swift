@@ -61,7 +61,9 @@ public struct FlowEntry: Sendable, Equatable {
     /// RST still reach the workers: the program punts them), UDP from its first allowed packet;
     /// never ICMP (replies and errors need the workers' matching). Not checked here: wiretap
     /// capture (a dataplane-wide switch, `Dataplane.setOffloadPaused`). A later inspection state
-    /// (e.g. a TLS decision pending) adds its condition here.
+    /// (e.g. a TLS decision pending) adds its condition here, and must be set when the flow is
+    /// judged (before the handshake completes): the first packet after it that finds this true
+    /// hands the flow to XDP, and XDP shows the workers no later data packet (a ClientHello).
     @inline(__always)
     public var mayOffload: Bool {
         switch key.protocolNumber {
