@@ -23,6 +23,7 @@ import Testing
       {"id": "clients", "sources": {"cidrs": ["10.81.0.0/16"]}, "rules": [
         {"id": "udp-echo", "action": "allow", "match": {"proto": "udp", "dst_ports": [7777]}},
         {"id": "web", "action": "allow", "match": {"proto": "tcp", "dst_ports": [8080]}},
+        {"id": "bulk", "action": "allow", "match": {"proto": "tcp", "dst_ports": [9090]}},
         {"id": "ping", "action": "allow", "match": {"proto": "icmp"}}
       ]}]}}
     """
@@ -87,6 +88,18 @@ import Testing
             try Shell.run(["ip", "-n", upstream, "route", "add", "10.81.0.0/16", "via", "10.83.\(tag).1"])
             processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c",
                                               GatewayIntegrationTests.upstreamServer]))
+            // TCP 9090: reads until the client's FIN, answers with the byte count, closes.
+            processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c", """
+                import socket
+                l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 9090)); l.listen()
+                while True:
+                    c, _ = l.accept(); n = 0
+                    while True:
+                        d = c.recv(65536)
+                        if not d: break
+                        n += len(d)
+                    c.sendall(b"got %d" % n); c.close()
+                """]))
         }
 
         /// Starts `sluice run` (fresh data directory) with `extra` arguments; waits for the API.
@@ -233,6 +246,20 @@ import Testing
                     && workers.denyFindings == 3 && workers.web,
                 "expected figures: \(workers)")
         #expect(carried >= 250, "most of the 300 packets went through the XDP program: \(carried)")
+
+        // TCP: established data goes through XDP, the FINs reach the workers, the close completes.
+        let beforeBulk = try lab.counters()
+        let bulk = lab.inClient(["timeout", "10", "python3", "-c", """
+            import socket, time
+            s = socket.create_connection(("\(lab.upstreamV4)", 9090)); time.sleep(0.1)
+            for i in range(500): s.sendall(b"z" * 4096)
+            s.shutdown(socket.SHUT_WR); print(s.recv(100).decode())
+            """])
+        usleep(200_000)
+        let afterBulk = try lab.counters()
+        #expect(bulk.contains("got 2048000"), "2 MB over an offloaded TCP connection: \(bulk)")
+        #expect(OffloadIntegrationTests.delta(afterBulk, beforeBulk, "offloaded_packets") >= 1000)
+        #expect(OffloadIntegrationTests.delta(afterBulk, beforeBulk, "xdp_inside_offloadPunted") >= 1, "the FIN")
 
         // 3. Past the idle timeout (3 s) with packets passing only through XDP: the flow lives on
         // (no second opening), because the maintenance task moves its last-seen time forward.
