@@ -288,11 +288,27 @@ public final class Dataplane: @unchecked Sendable {
     public func describe(_ event: DataplaneEvent) -> (tag: String, group: String?, rule: String?)? {
         lock.withLock {
             guard let label = labels[event.generation] else { return nil }
-            let compiled = label.compiled
-            let group = event.group >= 0 ? compiled?.groupIDs[Int(event.group)] : nil
-            let rule = event.group >= 0 && event.rule >= 0 ? compiled?.ruleIDs[Int(event.group)][Int(event.rule)] : nil
-            return (label.tag, group, rule)
+            return Dataplane.names(label, group: event.group, rule: event.rule)
         }
+    }
+
+    /// The policy tag and group/rule ids of a flow entry, which keeps only the low 32 bits of
+    /// its generation (nil when that generation is long gone).
+    public func describe(_ flow: FlowEntry) -> (tag: String, group: String?, rule: String?)? {
+        lock.withLock {
+            guard let label = labels.first(where: { UInt32(truncatingIfNeeded: $0.key) == flow.generation })?.value
+            else { return nil }
+            return Dataplane.names(label, group: Int32(flow.group), rule: Int32(flow.rule))
+        }
+    }
+
+    private static func names(_ label: (tag: String, external: UInt64, compiled: CompiledPolicy?), group: Int32,
+                              rule: Int32) -> (tag: String, group: String?, rule: String?) {
+        guard let compiled = label.compiled, group >= 0, Int(group) < compiled.groupIDs.count else {
+            return (label.tag, nil, nil)
+        }
+        let rules = compiled.ruleIDs[Int(group)]
+        return (label.tag, compiled.groupIDs[Int(group)], rule >= 0 && Int(rule) < rules.count ? rules[Int(rule)] : nil)
     }
 
     // MARK: - Counters and events

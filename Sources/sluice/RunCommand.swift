@@ -118,7 +118,6 @@ struct RunCommand: AsyncParsableCommand {
         for warning in parsed.warnings { logger.warning("--policy \(policy): \(warning)") }
         let id = parsed.value.name ?? URL(fileURLWithPath: policy).deletingPathExtension().lastPathComponent
         return (id, PolicyCompiler.compile(parsed.value))
-        _ = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
     }
 
     func run() async throws {
@@ -218,7 +217,9 @@ struct RunCommand: AsyncParsableCommand {
                 })))
         }
         if let xdpControl {
-            services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, logger: logger)))
+            let feed = WiretapFeed(dataplane: xdpControl.dataplane, sink: wiretap, dns: dnsControl)
+            services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, wiretap: feed,
+                                                            logger: logger)))
         }
         if let dnsProxy {
             services.append(.init(service: DNSProxyService(proxy: dnsProxy, logger: logger)))
