@@ -87,7 +87,7 @@ import Testing
             try Shell.run(["ip", "-n", client, "route", "add", "default", "via", "10.81.\(tag).1"])
             try Shell.run(["ip", "-n", upstream, "route", "add", "10.81.0.0/16", "via", "10.83.\(tag).1"])
             processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c",
-                                              GatewayIntegrationTests.upstreamServer]))
+                                              GatewayTopology.upstreamServer]))
             // TCP 9090: reads until the client's FIN, answers with the byte count, closes.
             processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c", """
                 import socket
