@@ -15,6 +15,8 @@ public enum DataplaneCounter: Int, CaseIterable, Sendable {
     case droppedNoNeighbour, droppedHopLimit, droppedTxRingFull, droppedFlowCut
     case flowsOpened, flowsClosed, flowsRefused, flowsCut
     case icmpErrorsSent
+    /// Flow offload: installs requested by workers, and requests lost to a full ring.
+    case offloadRequests, offloadRequestsDropped
     case eventsQueued, eventsDropped
     /// The tx ring had no room (the frame was dropped) or no free frame was left for receive.
     case txRingStalls, fillRingStalls

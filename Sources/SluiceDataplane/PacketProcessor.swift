@@ -5,6 +5,7 @@
 //   parse ─fail─► drop malformed          fragment ─► drop (cannot judge)     no policy ─► drop
 //   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
 //        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
+//   flow may be offloaded (FlowEntry.mayOffload) ─► OffloadRequest into the worker's ring
 //   denied / cut / no flow / table full ─► drop
 //   TLS-pending flow ─► TLSInspector (cold path): pass handshake / hold data / decide allow or deny
 //   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
@@ -54,12 +55,15 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let eventsEnabled: UnsafeAtomic<Bool>?
     /// The TLS-pending pool (owned by the dataplane or test); nil: pending flows fail closed.
     let tls: Unmanaged<TLSInspector>?
+    /// Flow offload requests (nil: no offload, e.g. unit tests without XDP).
+    let offload: OffloadPort?
 
     /// A processor for worker `worker`, counting into `counters` and reporting into the rings
     /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
-                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, tls: TLSInspector? = nil) {
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, tls: TLSInspector? = nil,
+                offload: OffloadPort? = nil) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
@@ -68,6 +72,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         self.worker = UInt16(truncatingIfNeeded: worker)
         self.eventsEnabled = eventsEnabled
         self.tls = tls.map { Unmanaged.passUnretained($0) }
+        self.offload = offload
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -94,6 +99,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         // The judging closure is written at each call site, never stored in a variable: a stored
         // closure counts as escaping and its captures would be boxed on the heap per packet.
         let outcome: FlowOutcome
+        let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
         if let icmp = packet.icmp, icmp.kind == .error {
             guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
             outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
@@ -101,8 +107,21 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             }
         } else {
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
-                                  now: now, generation: policy.generation) {
+                                  now: now, generation: policy.generation, offload: offloading) {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
+            if outcome.offload, let offload {
+                let initiator = side == .inside ? packet.tuple : packet.tuple.reversed()
+                if offload.requests.push(OffloadRequest(initiator: initiator,
+                                                        generation: UInt32(truncatingIfNeeded: policy.generation))) {
+                    counters.add(.offloadRequests)
+                } else {
+                    // Ring full: unflag the flow so a later packet asks again (second lock, rare).
+                    counters.add(.offloadRequestsDropped)
+                    flows.withFlow(initiator) { flow in
+                        if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
+                    }
+                }
             }
         }
         if outcome.opened { counters.add(.flowsOpened) }
@@ -121,6 +140,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             }
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
+            if offloading && side == .inside { requestDrop(packet.tuple, generation: policy.generation) }
             return drop(.deniedPackets)
         case .cut:
             counters.add(.flowsCut)
@@ -222,6 +242,24 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             }
             counters.add(.flowsClosed)
             return drop(reason)
+        }
+    }
+
+    /// Asks for a drop entry for the denied flow of `tuple`, only while events are off: with
+    /// events on, every denied packet is judged and reported (audit findings count packets),
+    /// which a drop in XDP would hide. Once per flow and generation per worker (deny cache).
+    @inline(__always)
+    func requestDrop(_ tuple: FiveTuple, generation: UInt64) {
+        guard let offload, let eventsEnabled, !eventsEnabled.load(ordering: .relaxed),
+              tuple.protocolNumber == IPProtocolNumber.tcp || tuple.protocolNumber == IPProtocolNumber.udp
+        else { return }
+        let hash = FlowKey.canonical(tuple).key.hash(seed: generation | 1)
+        guard offload.claimDeny(hash) else { return }
+        if offload.requests.push(OffloadRequest(initiator: tuple, generation: UInt32(truncatingIfNeeded: generation),
+                                                drop: true)) {
+            counters.add(.offloadRequests)
+        } else {
+            counters.add(.offloadRequestsDropped)
         }
     }
 

@@ -83,6 +83,8 @@ final class WiretapFeed: @unchecked Sendable {
         let hostnames = await hostnamesByAddress()
         let time = Date()
         var current: [FlowKey: FlowEvent] = [:]
+        // Offloaded flows' packets are counted by the XDP program: bring them in first.
+        dataplane.syncOffloadedFlows()
         for entry in dataplane.flows.entries() {
             var event = WiretapFeed.flowEvent(.flow, entry.initiatorTuple, key: entry.key,
                                               verdict: audited.contains(entry.key) ? .audit : .allow, at: time)

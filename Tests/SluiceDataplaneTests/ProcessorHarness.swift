@@ -72,13 +72,13 @@ final class ProcessorHarness: @unchecked Sendable {
 
     init(flowTable: FlowTableConfiguration = FlowTableConfiguration(capacity: 1024, shardCount: 4),
          policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil,
-         tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS) {
+         tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS, offload: OffloadPort? = nil) {
         flows = FlowTable(flowTable, seed: 42)
         self.policy = policy
         self.tls = TLSInspector(tls)
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
                                     events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0,
-                                    eventsEnabled: eventsEnabled, tls: self.tls)
+                                    eventsEnabled: eventsEnabled, tls: self.tls, offload: offload)
     }
 
     /// A small TLS-pending pool for tests.
