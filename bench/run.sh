@@ -72,7 +72,10 @@ sluice="$root/.build/release/sluice"
 [ -x "$nft_rules" ] || { echo "run.sh: no $nft_rules: swift build -c release --product nft-rules" >&2; exit 1; }
 # Feature detection: a flag the build does not know is reported as "not available", never faked.
 offload_flag=no
-if [ -x "$forward_bench" ] && "$forward_bench" gateway 2>&1 | grep -q -- "--no-offload"; then offload_flag=yes; fi
+# The usage line (exit 2) names --no-offload when the build has offload; read it whole first, since
+# under pipefail the usage's exit status would fail a pipeline into grep.
+usage_line="$([ -x "$forward_bench" ] && "$forward_bench" gateway 2>&1 || true)"
+if [[ "$usage_line" == *--no-offload* ]]; then offload_flag=yes; fi
 mhz=$(awk '/cpu MHz/ {print $4; exit}' /proc/cpuinfo)
 IFS=, read -r -a rule_counts <<<"$rules"
 nft_counts="${nft_counts:-$rules}"

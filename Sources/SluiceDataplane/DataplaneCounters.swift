@@ -18,7 +18,8 @@ public enum DataplaneCounter: Int, CaseIterable, Sendable {
     /// Flow offload: installs requested by workers, and requests lost to a full ring.
     case offloadRequests, offloadRequestsDropped
     case eventsQueued, eventsDropped
-    /// The tx ring had no room (the frame was dropped) or no free frame was left for receive.
+    /// The tx ring had no room (the worker kicked the kernel and waited, or dropped the frame when
+    /// that did not help) or no free frame was left for receive.
     case txRingStalls, fillRingStalls
     case batches, rxWakeups, txWakeups
     /// TLS metadata matching (docs/design/tls-pending.md): flows that entered the pending state,

@@ -206,20 +206,31 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
             if sideIndex == 0 { withKernel.0 -= Int(count) } else { withKernel.1 -= Int(count) }
         }
 
-        // Transmit what this batch produced, per side; frames the tx ring cannot take are dropped.
+        // Transmit what this batch produced, per side. A full tx ring means the kernel has not
+        // sent what it holds yet: kick it and take back completions a bounded number of times
+        // (back-pressure, as the C AF_XDP loop does) before dropping frames already judged.
         for sideIndex in 0..<2 {
             let rings = sideIndex == 0 ? sides.0 : sides.1
             let wanted = sideIndex == 0 ? outCount.0 : outCount.1
             guard wanted > 0 else { continue }
             let base = sideIndex == 0 ? 0 : Int(batchSize) * 2
-            let (reserved, first) = rings.tx.reserve(limit: UInt32(wanted))
+            var (reserved, first) = rings.tx.reserve(limit: UInt32(wanted))
+            var attempts = 0
+            while reserved == 0 && rings.fd >= 0 && attempts < 64 {
+                attempts += 1
+                pending.add(.txRingStalls)
+                System.drainTransmit(rings.fd)
+                let done = Int(rings.completion.reclaim(into: &allocator, limit: 2 * batchSize, frameMask: frameMask))
+                if sideIndex == 0 { inTransmit.0 -= done } else { inTransmit.1 -= done }
+                (reserved, first) = rings.tx.reserve(limit: UInt32(wanted))
+            }
             for offset in 0..<Int(reserved) {
                 rings.tx.setDescriptor(first &+ UInt32(offset), address: outAddresses[base + offset],
                                        length: outLengths[base + offset])
             }
             if reserved > 0 { rings.tx.submit(reserved) }
             if Int(reserved) < wanted {
-                pending.add(.txRingStalls)
+                if rings.fd < 0 { pending.add(.txRingStalls) }
                 pending.add(.droppedTxRingFull, UInt64(wanted - Int(reserved)))
                 for offset in Int(reserved)..<wanted { allocator.free(outAddresses[base + offset] & frameMask) }
             }
@@ -228,15 +239,15 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
             // Copy mode transmits only from sendto(); with need_wakeup the kernel says when.
             if reserved > 0 && rings.fd >= 0 && rings.tx.needsWakeup {
                 pending.add(.txWakeups)
-                System.kickTransmit(rings.fd)
+                System.drainTransmit(rings.fd)
             }
         }
         // Frames stuck in tx while the kernel waits for a kick (a previous kick was refused).
         if outCount.0 == 0 && inTransmit.0 > 0 && sides.0.fd >= 0 && sides.0.tx.needsWakeup {
-            System.kickTransmit(sides.0.fd)
+            System.drainTransmit(sides.0.fd)
         }
         if outCount.1 == 0 && inTransmit.1 > 0 && sides.1.fd >= 0 && sides.1.tx.needsWakeup {
-            System.kickTransmit(sides.1.fd)
+            System.drainTransmit(sides.1.fd)
         }
 
         refillRing(sides.0, &withKernel.0, &allocator, fillTarget, pending)

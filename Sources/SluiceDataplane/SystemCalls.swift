@@ -90,9 +90,20 @@ enum System {
         _ = recvfrom(fd, nil, 0, Int32(MSG_DONTWAIT), nil, nil)
     }
 
-    /// Wakes the kernel to transmit what the tx ring holds.
+    /// Wakes the kernel to transmit what the tx ring holds. Returns true when it stopped with
+    /// descriptors left (EAGAIN): copy mode sends at most 32 frames per call, so a batch of 64
+    /// needs two kicks, and one kick per batch lets the ring fill up and frames be dropped.
     @inline(never)
-    static func kickTransmit(_ fd: Int32) {
-        _ = sendto(fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0)
+    @discardableResult
+    static func kickTransmit(_ fd: Int32) -> Bool {
+        sendto(fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0) < 0 && errno == EAGAIN
+    }
+
+    /// Kicks until the kernel has taken everything the tx ring holds, or says it cannot take
+    /// more now (EBUSY/ENOBUFS: the device queue is full), at most `limit` times.
+    @inline(__always)
+    static func drainTransmit(_ fd: Int32, limit: Int = 8) {
+        var kicks = 0
+        while kicks < limit && kickTransmit(fd) { kicks += 1 }
     }
 }
