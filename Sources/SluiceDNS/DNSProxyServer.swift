@@ -1,6 +1,9 @@
-// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. Each query is
-// answered in its own task (DNSProxy.answer) and the reply written back on the channel it came from;
-// TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
+// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. A UDP query is
+// handled on the listener's event loop: parsed, judged and, when denied or cached, answered right
+// there (replies of one read burst leave in one flush, sendmmsg); a forwarded one goes out on the
+// loop's pool of long-lived upstream sockets (DNSUpstreamPool) and is answered from its read. Datagrams
+// are read in bursts (recvmmsg). TCP queries are answered in a task each (DNSProxy.answer, fresh
+// upstream sockets); TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
 // the listeners as a swift-service-lifecycle Service for `sluice run`.
 import Logging
 import NIOCore
@@ -31,6 +34,8 @@ public final class DNSProxyServer: Sendable {
             for address in proxy.configuration.listen {
                 let udp = try await DatagramBootstrap(group: group)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
+                    .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
@@ -72,6 +77,14 @@ public final class DNSProxyServer: Sendable {
     }
 }
 
+/// Datagrams read per system call (recvmmsg) on the UDP listener and the pooled upstream sockets.
+let dnsVectorReadCount = 32
+/// Room for `dnsVectorReadCount` datagrams of up to 4 KiB each: NIO splits one buffer among the messages
+/// of a vector read, and a datagram longer than its share would be cut (then it fails to parse).
+var dnsVectorReadAllocator: FixedSizeRecvByteBufferAllocator {
+    FixedSizeRecvByteBufferAllocator(capacity: dnsVectorReadCount * 4096)
+}
+
 /// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4).
 func policyAddress(_ address: SocketAddress?) -> IPAddress? {
     guard let text = address?.ipAddress, let parsed = IPAddress(text) else { return nil }
@@ -79,15 +92,34 @@ func policyAddress(_ address: SocketAddress?) -> IPAddress? {
     return parsed
 }
 
-/// Reads datagrams and answers each in a task. Runs on the listener's event loop.
+/// Answers datagrams on the listener's event loop; forwards through this loop's upstream pool.
 private final class DNSUDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     let proxy: DNSProxy
+    private var pool: DNSUpstreamPool?
+    /// Replies written since the last flush.
+    private var unflushed = false
 
     init(proxy: DNSProxy) {
         self.proxy = proxy
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pool = DNSUpstreamPool(eventLoop: context.eventLoop, proxy: proxy)
+        let channel = context.channel
+        pool.afterBatch = { [weak self] in
+            guard let self, self.unflushed else { return }
+            self.unflushed = false
+            channel.flush()
+        }
+        self.pool = pool
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pool?.close()
+        pool = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -95,16 +127,41 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
         guard let source = policyAddress(envelope.remoteAddress) else { return }
         guard proxy.enter() else { return }
         let bytes = Array(envelope.data.readableBytesView)
-        let channel = context.channel
-        let proxy = self.proxy
         let client = envelope.remoteAddress
-        Task {
-            defer { proxy.leave() }
-            guard let reply = await proxy.answer(bytes, from: source, overTCP: false) else { return }
-            var buffer = channel.allocator.buffer(capacity: reply.count)
-            buffer.writeBytes(reply)
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        switch proxy.prepare(bytes, from: source, overTCP: false) {
+        case .reply(let reply):
+            proxy.leave()
+            send(reply, to: client, on: context.channel)
+        case .drop:
+            proxy.leave()
+        case .forward(let request):
+            guard let pool else {
+                proxy.leave()
+                return
+            }
+            let channel = context.channel
+            let proxy = self.proxy
+            pool.forward(request) { [weak self] reply, replyBytes in
+                proxy.leave()
+                let answer = proxy.complete(request, upstreamReply: reply, upstreamBytes: replyBytes)
+                self?.send(answer, to: client, on: channel)
+            }
         }
+    }
+
+    private func send(_ reply: [UInt8], to client: SocketAddress, on channel: any Channel) {
+        var buffer = channel.allocator.buffer(capacity: reply.count)
+        buffer.writeBytes(reply)
+        channel.write(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        unflushed = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

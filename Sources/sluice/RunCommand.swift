@@ -44,13 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Dataplane: xdp (AF_XDP forwarding) or none (management-only node).")
     var dataplane: DataplaneKind = .xdp
 
-    @Option(name: .customLong("dns-listen"), help: "Run the DNS proxy on ADDR:PORT, UDP and TCP (repeatable).")
-    var dnsListen: [String] = []
-
-    @Option(
-        name: .customLong("dns-upstream"),
-        help: "Upstream resolver ADDR[:PORT] for the DNS proxy (repeatable, tried in order; port 53 by default).")
-    var dnsUpstream: [String] = []
+    @OptionGroup(title: "DNS proxy") var dns: DNSProxyOptions
 
     enum DataplaneKind: String, ExpressibleByArgument {
         case xdp
@@ -97,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// Reads and compiles --policy.
-    func loadLocalPolicy(logger: Logger) throws -> (id: String, compiled: CompiledPolicy)? {
+    func loadLocalPolicy(logger: Logger) throws -> (id: String, compiled: CompiledPolicy, request: PolicyRequest)? {
         guard let policy else { return nil }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: policy))
         let parsed: ParsedPolicy<PolicyRequest>
@@ -110,8 +104,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         for warning in parsed.warnings { logger.warning("--policy \(policy): \(warning)") }
         let id = parsed.value.name ?? URL(fileURLWithPath: policy).deletingPathExtension().lastPathComponent
-        return (id, PolicyCompiler.compile(parsed.value))
-        _ = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
+        return (id, PolicyCompiler.compile(parsed.value), parsed.value)
     }
 
     func run() async throws {
@@ -128,7 +121,9 @@ struct RunCommand: AsyncParsableCommand {
                     + "add --api-plaintext-any-address for a lab")
         }
         // The proxy comes first: the dataplane reads its learned addresses (hostname rules).
-        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
+        let dnsProxy = try dns.makeProxy()
+        // --policy governs the dataplane and the DNS proxy alike (whichever runs).
+        let localPolicy = try loadLocalPolicy(logger: logger)
         let dataControl: any DataplaneControl
         var xdpControl: XDPDataplaneControl?
         switch dataplane {
@@ -138,7 +133,6 @@ struct RunCommand: AsyncParsableCommand {
             configuration.queues = queues
             configuration.cores = try parsedCores()
             configuration.flowTable.capacity = flowTableSize
-            let localPolicy = try loadLocalPolicy(logger: logger)
             let log: @Sendable (String) -> Void = { logger.info("\($0)") }
             let plane = if let dnsProxy {
                 Dataplane(configuration, learned: dnsProxy.learned.reader, log: log)
@@ -146,7 +140,7 @@ struct RunCommand: AsyncParsableCommand {
                 Dataplane(configuration, learned: NoLearnedAddresses(), log: log)
             }
             try plane.start()
-            let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy)
+            let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy.map { ($0.id, $0.compiled) })
             if let localPolicy {
                 let confirmed = await plane.publish(localPolicy.compiled, tag: localPolicy.id)
                 logger.info(
@@ -167,7 +161,10 @@ struct RunCommand: AsyncParsableCommand {
         let findings = FindingRecorder(store: store)
         // The dataplane's event collector publishes flow events here (FlowEventSink).
         let wiretap = WiretapHub()
-        if let dnsProxy { await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings) }
+        if let dnsProxy {
+            await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings,
+                                        local: localPolicy.map { ($0.id, $0.request) })
+        }
         let dnsControl: any DNSProxyControl = dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy()
         let deps = APIDependencies(
             store: store, deployer: deployer, dataplane: dataControl, dnsProxy: dnsControl, findings: findings,

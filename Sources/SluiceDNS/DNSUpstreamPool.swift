@@ -1,0 +1,293 @@
+// Long-lived connected UDP sockets to the upstream resolvers, owned by one event loop (the UDP
+// listener's), so a forwarded query costs one datagram each way and no socket setup, no thread hop
+// and no lock. Many queries share a socket, told apart by a random 16-bit id per query; a reply must
+// come from the socket's connected upstream (the kernel filters the source address and port), carry an
+// id that is outstanding on that socket, QR, the opcode and the same question (`dnsReply(_:matches:)`),
+// else it is ignored and counted and the query goes on waiting.
+//
+// Spoofing: a blind forger must hit one of the pool's few source ports (random ephemeral ports) and an
+// outstanding id on it, instead of the one fresh port per query the async path uses. To keep ports
+// from being learnt over time, each socket is retired after `upstreamSocketReuse` queries: it takes no
+// new queries, closes once its last reply or timeout is in, and a new socket (new random port) takes
+// its place. docs/dns.md discusses the trade-off.
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// The upstream pool of one event loop. Not thread-safe: everything runs on `eventLoop`.
+final class DNSUpstreamPool {
+    /// What one exchange gave.
+    enum Outcome {
+        /// A matching reply and its bytes as received.
+        case answer(DNSMessage, [UInt8])
+        case timeout
+        case failed
+    }
+
+    let eventLoop: any EventLoop
+    let proxy: DNSProxy
+    /// `sockets[upstream][slot]`.
+    private var sockets: [[PooledSocket?]]
+    private var nextSlot = 0
+    /// Called after a batch of replies (one read burst) and after a timeout: the listener flushes.
+    var afterBatch: () -> Void = {}
+
+    init(eventLoop: any EventLoop, proxy: DNSProxy) {
+        self.eventLoop = eventLoop
+        self.proxy = proxy
+        let perUpstream = max(1, proxy.configuration.upstreamSocketsPerLoop)
+        sockets = proxy.configuration.upstreams.map { _ in Array(repeating: nil, count: perUpstream) }
+    }
+
+    /// Asks the upstreams in order, from `index`, as `DNSProxy.answer` does: an error rcode, a timeout or
+    /// a failure moves on to the next; TC is retried over TCP on the same upstream. `completion` gets
+    /// the first usable reply (and its bytes), or nil when all failed; it runs on the event loop.
+    func forward(_ request: DNSProxy.ForwardRequest, from index: Int = 0,
+                 completion: @escaping (DNSMessage?, [UInt8]?) -> Void) {
+        let upstreams = proxy.configuration.upstreams
+        guard index < upstreams.count else {
+            completion(nil, nil)
+            return
+        }
+        let counters = proxy.counters
+        let started = CoarseClock.preciseMicroseconds()
+        counters.increment(.upstreamQueries)
+        exchange(request.outgoing, upstream: index) { outcome in
+            switch outcome {
+            case .answer(let reply, let bytes):
+                if reply.header.isTruncated {
+                    self.retryOverTCP(request, index: index, started: started, completion: completion)
+                    return
+                }
+                counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- started)
+                if reply.responseCode == .noError || reply.responseCode == .nameError {
+                    completion(reply, bytes)
+                } else {
+                    counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next may do better
+                    self.forward(request, from: index + 1, completion: completion)
+                }
+            case .timeout:
+                counters.increment(.upstreamTimeouts)
+                self.forward(request, from: index + 1, completion: completion)
+            case .failed:
+                counters.increment(.upstreamErrors)
+                self.forward(request, from: index + 1, completion: completion)
+            }
+        }
+    }
+
+    /// The rare truncated answer: the async TCP client, back on this loop afterwards.
+    private func retryOverTCP(_ request: DNSProxy.ForwardRequest, index: Int, started: UInt64,
+                              completion: @escaping (DNSMessage?, [UInt8]?) -> Void) {
+        let counters = proxy.counters
+        counters.increment(.upstreamTruncated)
+        counters.increment(.upstreamQueries)
+        let client = proxy.upstream
+        let server = proxy.configuration.upstreams[index]
+        let timeout = proxy.configuration.upstreamTimeout
+        let bytes = request.outgoingBytes
+        let outgoing = request.outgoing
+        eventLoop.makeFutureWithTask {
+            try await client.exchangeTCP(bytes, expecting: outgoing, server: server, timeout: timeout)
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let reply) where reply.responseCode == .noError || reply.responseCode == .nameError:
+                counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- started)
+                completion(reply, nil)
+            case .success:
+                counters.increment(.upstreamErrors)
+                self.forward(request, from: index + 1, completion: completion)
+            case .failure(let error):
+                counters.increment(error as? DNSUpstreamError == .timeout ? .upstreamTimeouts : .upstreamErrors)
+                self.forward(request, from: index + 1, completion: completion)
+            }
+            self.afterBatch()  // not inside a read burst: nothing else would flush the reply
+        }
+    }
+
+    /// One UDP exchange with upstream `index` on a pooled socket, under a fresh random id.
+    func exchange(_ query: DNSMessage, upstream index: Int, completion: @escaping (Outcome) -> Void) {
+        let socket = pick(upstream: index)
+        var outgoing = query
+        var id = UInt16.random(in: 0...UInt16.max)
+        while socket.pending[id] != nil { id = UInt16.random(in: 0...UInt16.max) }
+        outgoing.header.id = id
+        let timer = eventLoop.assumeIsolated().scheduleTask(in: proxy.configuration.upstreamTimeout) {
+            [weak socket] in
+            guard let socket, let pending = socket.pending.removeValue(forKey: id) else { return }
+            pending.completion(.timeout)
+            socket.closeIfDrained()
+            self.afterBatch()
+        }
+        socket.pending[id] = PooledSocket.Pending(expected: outgoing, timer: timer, completion: completion)
+        socket.sent += 1
+        socket.send(outgoing.serialized(compressNames: true))
+    }
+
+    /// The next socket for `upstream` (round robin over the slots), replacing retired or failed ones.
+    private func pick(upstream index: Int) -> PooledSocket {
+        let slots = sockets[index].count
+        let slot = nextSlot % slots
+        nextSlot &+= 1
+        if let socket = sockets[index][slot], !socket.broken, socket.sent < proxy.configuration.upstreamSocketReuse {
+            return socket
+        }
+        if let old = sockets[index][slot] {
+            old.retiring = true
+            old.closeIfDrained()
+        }
+        let socket = PooledSocket(server: proxy.configuration.upstreams[index], pool: self)
+        sockets[index][slot] = socket
+        socket.connect()
+        return socket
+    }
+
+    /// Closes every socket; outstanding queries fail.
+    func close() {
+        for row in sockets {
+            for socket in row {
+                socket?.retiring = true
+                socket?.failAll()
+            }
+        }
+        sockets = sockets.map { $0.map { _ in nil } }
+    }
+}
+
+/// One connected UDP socket of the pool, with the queries outstanding on it.
+final class PooledSocket {
+    struct Pending {
+        let expected: DNSMessage
+        let timer: Scheduled<Void>
+        let completion: (DNSUpstreamPool.Outcome) -> Void
+    }
+
+    let server: SocketAddress
+    /// Strong: a retiring socket outlives its slot; `DNSUpstreamPool.close` breaks the cycle.
+    let pool: DNSUpstreamPool
+    var pending: [UInt16: Pending] = [:]
+    var sent = 0
+    /// Takes no new queries; closes once `pending` is empty.
+    var retiring = false
+    /// The socket failed (connect error or ICMP-reported error): replaced on next use.
+    var broken = false
+    private var channel: (any Channel)?
+    /// Datagrams written before the socket was connected.
+    private var queued: [[UInt8]] = []
+    private var connecting = false
+
+    init(server: SocketAddress, pool: DNSUpstreamPool) {
+        self.server = server
+        self.pool = pool
+    }
+
+    func connect() {
+        connecting = true
+        let loop = pool.eventLoop
+        let handler = NIOLoopBound(PooledSocketHandler(socket: self), eventLoop: loop)
+        DatagramBootstrap(group: loop)
+            .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
+            .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler.value)
+                }
+            }
+            .connect(to: server)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.connecting = false
+                switch result {
+                case .success(let channel):
+                    self.channel = channel
+                    for datagram in self.queued { self.write(datagram, on: channel) }
+                    self.queued = []
+                    channel.flush()
+                    self.closeIfDrained()
+                case .failure:
+                    self.broken = true
+                    self.queued = []
+                    self.failAll()
+                }
+            }
+    }
+
+    func send(_ datagram: [UInt8]) {
+        if let channel {
+            write(datagram, on: channel)
+            channel.flush()
+        } else {
+            queued.append(datagram)
+        }
+    }
+
+    private func write(_ datagram: [UInt8], on channel: any Channel) {
+        var buffer = channel.allocator.buffer(capacity: datagram.count)
+        buffer.writeBytes(datagram)
+        channel.write(AddressedEnvelope(remoteAddress: server, data: buffer), promise: nil)
+    }
+
+    /// A datagram from the upstream: completes the matching query, or is counted and ignored.
+    func received(_ bytes: [UInt8], from address: SocketAddress?) {
+        let counters = pool.proxy.counters
+        guard bytes.count >= 12, address == nil || address == server else {
+            counters.increment(.upstreamMismatched)
+            return
+        }
+        let id = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        guard let entry = pending[id], let reply = try? DNSMessage(parsing: bytes),
+              dnsReply(reply, matches: entry.expected)
+        else {
+            counters.increment(.upstreamMismatched)
+            return
+        }
+        pending[id] = nil
+        entry.timer.cancel()
+        entry.completion(.answer(reply, bytes))
+        closeIfDrained()
+    }
+
+    /// Fails every outstanding query (the socket reported an error, or the pool closes).
+    func failAll() {
+        broken = true
+        let entries = pending.values
+        pending = [:]
+        for entry in entries {
+            entry.timer.cancel()
+            entry.completion(.failed)
+        }
+        if !entries.isEmpty { pool.afterBatch() }
+        closeIfDrained()
+    }
+
+    func closeIfDrained() {
+        guard retiring || broken, pending.isEmpty, !connecting, let channel else { return }
+        self.channel = nil
+        channel.close(promise: nil)
+    }
+}
+
+/// Hands a pooled socket's datagrams and errors to it. Runs on the pool's event loop.
+private final class PooledSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    let socket: PooledSocket
+
+    init(socket: PooledSocket) {
+        self.socket = socket
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        socket.received(Array(envelope.data.readableBytesView), from: envelope.remoteAddress)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        socket.pool.afterBatch()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ECONNREFUSED from an ICMP port unreachable: nobody listens there, no need to wait for timeouts.
+        socket.failAll()
+    }
+}
