@@ -234,9 +234,38 @@ public final class DNSProxy: Sendable {
             edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
             outgoing.edns = edns
         }
+        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: outgoing.header.id, udpPayloadSize: outgoing.edns?
+            .udpPayloadSize) ?? outgoing.serialized(compressNames: true)
         return .forward(ForwardRequest(
             query: query, question: question, decision: decision, policy: policy, name: name, limit: limit,
-            outgoing: outgoing, outgoingBytes: outgoing.serialized(compressNames: true)))
+            outgoing: outgoing, outgoingBytes: outgoingBytes))
+    }
+
+    /// The client's query bytes for the upstream leg: `id` and, in the OPT record, our UDP payload size
+    /// patched in (the same message `outgoing.serialized()` would give, without building it). Nil when the
+    /// bytes do not walk cleanly (the caller serialises instead). `bytes` parsed as a DNSMessage already.
+    static func upstreamQueryBytes(_ bytes: [UInt8], id: UInt16, udpPayloadSize: UInt16?) -> [UInt8]? {
+        guard bytes.count >= 12 else { return nil }
+        var out = bytes
+        out[0] = UInt8(id >> 8)
+        out[1] = UInt8(truncatingIfNeeded: id)
+        guard let udpPayloadSize else { return out }
+        guard DNSReplyTemplate.readU16(bytes, 4) == 1, let nameEnd = DNSReplyTemplate.skipName(bytes, at: 12) else {
+            return nil
+        }
+        var position = nameEnd + 4
+        let records = Int(DNSReplyTemplate.readU16(bytes, 6)) + Int(DNSReplyTemplate.readU16(bytes, 8))
+            + Int(DNSReplyTemplate.readU16(bytes, 10))
+        for _ in 0..<records {
+            guard let end = DNSReplyTemplate.skipName(bytes, at: position), end + 10 <= bytes.count else { return nil }
+            if DNSReplyTemplate.readU16(bytes, end) == DNSRecordType.opt.rawValue {
+                out[end + 2] = UInt8(udpPayloadSize >> 8)
+                out[end + 3] = UInt8(truncatingIfNeeded: udpPayloadSize)
+                return out
+            }
+            position = end + 10 + Int(DNSReplyTemplate.readU16(bytes, end + 8))
+        }
+        return nil
     }
 
     /// The reply to a forwarded query once the upstreams answered (`upstreamReply`: the first usable

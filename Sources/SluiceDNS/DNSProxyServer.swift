@@ -85,11 +85,22 @@ var dnsVectorReadAllocator: FixedSizeRecvByteBufferAllocator {
     FixedSizeRecvByteBufferAllocator(capacity: dnsVectorReadCount * 4096)
 }
 
-/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4).
+/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4). Read from the socket
+/// address's bytes: formatting it as text and parsing that back cost more than judging the query.
 func policyAddress(_ address: SocketAddress?) -> IPAddress? {
-    guard let text = address?.ipAddress, let parsed = IPAddress(text) else { return nil }
-    if case .v6(let value) = parsed, value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
-    return parsed
+    switch address {
+    case .v4(let v4):
+        return .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+    case .v6(let v6):
+        var value: UInt128 = 0
+        withUnsafeBytes(of: v6.address.sin6_addr) { bytes in
+            for byte in bytes { value = value << 8 | UInt128(byte) }
+        }
+        if value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
+        return .v6(value)
+    default:
+        return nil
+    }
 }
 
 /// Answers datagrams on the listener's event loop; forwards through this loop's upstream pool.
@@ -109,7 +120,7 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let pool = DNSUpstreamPool(eventLoop: context.eventLoop, proxy: proxy)
         let channel = context.channel
-        pool.afterBatch = { [weak self] in
+        pool.onBatchEnd = { [weak self] in
             guard let self, self.unflushed else { return }
             self.unflushed = false
             channel.flush()
@@ -157,6 +168,7 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        pool?.flushQueries()  // the burst's forwarded queries leave together (sendmmsg)
         if unflushed {
             unflushed = false
             context.flush()

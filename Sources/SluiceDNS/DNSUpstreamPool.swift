@@ -30,13 +30,56 @@ final class DNSUpstreamPool {
     private var sockets: [[PooledSocket?]]
     private var nextSlot = 0
     /// Called after a batch of replies (one read burst) and after a timeout: the listener flushes.
-    var afterBatch: () -> Void = {}
+    var onBatchEnd: () -> Void = {}
+    /// Sockets with queries written but not flushed.
+    private var unflushed: [PooledSocket] = []
+    /// Retired sockets still waiting for replies (swept for timeouts until they close).
+    private var retired: [PooledSocket] = []
+    /// Expires outstanding queries every `sweepInterval`: one timer for the pool instead of one per query
+    /// (a timeout fires up to one interval late, which is nothing against the 2 s default).
+    private var sweeper: Scheduled<Void>?
+    static let sweepInterval = TimeAmount.milliseconds(100)
+
+    /// Flushes the queries written since the last flush (the listener calls it at the end of a read burst).
+    func flushQueries() {
+        guard !unflushed.isEmpty else { return }
+        for socket in unflushed { socket.flush() }
+        unflushed.removeAll(keepingCapacity: true)
+    }
+
+    /// The end of anything that may have written queries or replies: flush both.
+    func afterBatch() {
+        flushQueries()
+        onBatchEnd()
+    }
 
     init(eventLoop: any EventLoop, proxy: DNSProxy) {
         self.eventLoop = eventLoop
         self.proxy = proxy
         let perUpstream = max(1, proxy.configuration.upstreamSocketsPerLoop)
         sockets = proxy.configuration.upstreams.map { _ in Array(repeating: nil, count: perUpstream) }
+        scheduleSweep()
+    }
+
+    private func scheduleSweep() {
+        sweeper = eventLoop.assumeIsolated().scheduleTask(in: Self.sweepInterval) {
+            self.sweep()
+            if self.sweeper != nil { self.scheduleSweep() }
+        }
+    }
+
+    /// Times out what waited too long, on every socket.
+    private func sweep() {
+        let now = CoarseClock.nowMilliseconds()
+        var expired: [(DNSUpstreamPool.Outcome) -> Void] = []
+        for row in sockets {
+            for socket in row { socket?.expire(now: now, into: &expired) }
+        }
+        for socket in retired { socket.expire(now: now, into: &expired) }
+        retired.removeAll { $0.closed }
+        guard !expired.isEmpty else { return }
+        for completion in expired { completion(.timeout) }
+        afterBatch()
     }
 
     /// Asks the upstreams in order, from `index`, as `DNSProxy.answer` does: an error rcode, a timeout or
@@ -52,7 +95,7 @@ final class DNSUpstreamPool {
         let counters = proxy.counters
         let started = CoarseClock.preciseMicroseconds()
         counters.increment(.upstreamQueries)
-        exchange(request.outgoing, upstream: index) { outcome in
+        exchange(request.outgoingBytes, expecting: request.outgoing, upstream: index) { outcome in
             switch outcome {
             case .answer(let reply, let bytes):
                 if reply.header.isTruncated {
@@ -105,23 +148,23 @@ final class DNSUpstreamPool {
         }
     }
 
-    /// One UDP exchange with upstream `index` on a pooled socket, under a fresh random id.
-    func exchange(_ query: DNSMessage, upstream index: Int, completion: @escaping (Outcome) -> Void) {
+    /// One UDP exchange with upstream `index` on a pooled socket, under a fresh random id patched into
+    /// `bytes` (the wire form of `query`). The datagram leaves at the next `flushQueries`.
+    func exchange(_ bytes: [UInt8], expecting query: DNSMessage, upstream index: Int,
+                  completion: @escaping (Outcome) -> Void) {
         let socket = pick(upstream: index)
         var outgoing = query
         var id = UInt16.random(in: 0...UInt16.max)
         while socket.pending[id] != nil { id = UInt16.random(in: 0...UInt16.max) }
         outgoing.header.id = id
-        let timer = eventLoop.assumeIsolated().scheduleTask(in: proxy.configuration.upstreamTimeout) {
-            [weak socket] in
-            guard let socket, let pending = socket.pending.removeValue(forKey: id) else { return }
-            pending.completion(.timeout)
-            socket.closeIfDrained()
-            self.afterBatch()
-        }
-        socket.pending[id] = PooledSocket.Pending(expected: outgoing, timer: timer, completion: completion)
+        var datagram = bytes
+        datagram[0] = UInt8(id >> 8)
+        datagram[1] = UInt8(truncatingIfNeeded: id)
+        socket.track(id: id, expected: outgoing,
+                     deadline: CoarseClock.nowMilliseconds() + UInt64(proxy.configuration.upstreamTimeout.nanoseconds
+                         / 1_000_000), completion: completion)
         socket.sent += 1
-        socket.send(outgoing.serialized(compressNames: true))
+        if socket.send(datagram) { unflushed.append(socket) }
     }
 
     /// The next socket for `upstream` (round robin over the slots), replacing retired or failed ones.
@@ -135,6 +178,7 @@ final class DNSUpstreamPool {
         if let old = sockets[index][slot] {
             old.retiring = true
             old.closeIfDrained()
+            if !old.closed { retired.append(old) }
         }
         let socket = PooledSocket(server: proxy.configuration.upstreams[index], pool: self)
         sockets[index][slot] = socket
@@ -144,6 +188,10 @@ final class DNSUpstreamPool {
 
     /// Closes every socket; outstanding queries fail.
     func close() {
+        sweeper?.cancel()
+        sweeper = nil
+        for socket in retired { socket.failAll() }
+        retired = []
         for row in sockets {
             for socket in row {
                 socket?.retiring = true
@@ -158,7 +206,7 @@ final class DNSUpstreamPool {
 final class PooledSocket {
     struct Pending {
         let expected: DNSMessage
-        let timer: Scheduled<Void>
+        let serial: UInt32
         let completion: (DNSUpstreamPool.Outcome) -> Void
     }
 
@@ -175,6 +223,41 @@ final class PooledSocket {
     /// Datagrams written before the socket was connected.
     private var queued: [[UInt8]] = []
     private var connecting = false
+    private var needsFlush = false
+    /// Closed (or never to be used again).
+    private(set) var closed = false
+    /// Deadlines in sending order (so they are sorted): (id, serial, CoarseClock ms).
+    private var deadlines: [(id: UInt16, serial: UInt32, deadline: UInt64)] = []
+    private var deadlineHead = 0
+    private var serial: UInt32 = 0
+
+    /// Registers an outstanding query.
+    func track(id: UInt16, expected: DNSMessage, deadline: UInt64,
+               completion: @escaping (DNSUpstreamPool.Outcome) -> Void) {
+        serial &+= 1
+        pending[id] = Pending(expected: expected, serial: serial, completion: completion)
+        deadlines.append((id, serial, deadline))
+    }
+
+    /// Moves the completions of queries past their deadline into `expired`.
+    func expire(now: UInt64, into expired: inout [(DNSUpstreamPool.Outcome) -> Void]) {
+        while deadlineHead < deadlines.count, deadlines[deadlineHead].deadline <= now {
+            let entry = deadlines[deadlineHead]
+            deadlineHead += 1
+            if let waiting = pending[entry.id], waiting.serial == entry.serial {
+                pending[entry.id] = nil
+                expired.append(waiting.completion)
+            }
+        }
+        if deadlineHead == deadlines.count {
+            deadlines.removeAll(keepingCapacity: true)
+            deadlineHead = 0
+        } else if deadlineHead > 4096 && deadlineHead * 2 > deadlines.count {
+            deadlines.removeFirst(deadlineHead)
+            deadlineHead = 0
+        }
+        closeIfDrained()
+    }
 
     init(server: SocketAddress, pool: DNSUpstreamPool) {
         self.server = server
@@ -212,13 +295,20 @@ final class PooledSocket {
             }
     }
 
-    func send(_ datagram: [UInt8]) {
-        if let channel {
-            write(datagram, on: channel)
-            channel.flush()
-        } else {
+    /// Writes `datagram`, or queues it until connected; true when this made the socket need a flush.
+    func send(_ datagram: [UInt8]) -> Bool {
+        guard let channel else {
             queued.append(datagram)
+            return false
         }
+        write(datagram, on: channel)
+        defer { needsFlush = true }
+        return !needsFlush
+    }
+
+    func flush() {
+        needsFlush = false
+        channel?.flush()
     }
 
     private func write(_ datagram: [UInt8], on channel: any Channel) {
@@ -242,7 +332,6 @@ final class PooledSocket {
             return
         }
         pending[id] = nil
-        entry.timer.cancel()
         entry.completion(.answer(reply, bytes))
         closeIfDrained()
     }
@@ -252,16 +341,17 @@ final class PooledSocket {
         broken = true
         let entries = pending.values
         pending = [:]
-        for entry in entries {
-            entry.timer.cancel()
-            entry.completion(.failed)
-        }
+        deadlines.removeAll()
+        deadlineHead = 0
+        for entry in entries { entry.completion(.failed) }
         if !entries.isEmpty { pool.afterBatch() }
         closeIfDrained()
     }
 
     func closeIfDrained() {
-        guard retiring || broken, pending.isEmpty, !connecting, let channel else { return }
+        guard retiring || broken, pending.isEmpty, !connecting else { return }
+        closed = true
+        guard let channel else { return }
         self.channel = nil
         channel.close(promise: nil)
     }

@@ -71,6 +71,21 @@ func upstreamAnswer(to query: DNSMessage, ttl: UInt32 = 300, authenticData: Bool
         #expect(try DNSMessage(parsing: deniedBytes).responseCode == .nameError)
     }
 
+    @Test func upstreamQueryBytesArePatchedNotRebuilt() throws {
+        let query = DNSMessage.query(id: 0x4242, name: try DNSName("Mixed.Example.com"), type: .aaaa,
+                                     edns: DNSEDNS(udpPayloadSize: 4096, dnssecOK: true,
+                                                   options: [DNSEDNSOption(code: 10, data: [1, 2, 3, 4, 5, 6, 7, 8])]))
+        var outgoing = query
+        outgoing.header.id = 0x0102
+        outgoing.edns?.udpPayloadSize = 1232
+        let patched = try #require(DNSProxy.upstreamQueryBytes(query.serialized(), id: 0x0102, udpPayloadSize: 1232))
+        #expect(patched == outgoing.serialized())
+        let plain = DNSMessage.query(id: 9, name: try DNSName("a.example.com"), type: .a, edns: nil)
+        var plainOutgoing = plain
+        plainOutgoing.header.id = 77
+        #expect(DNSProxy.upstreamQueryBytes(plain.serialized(), id: 77, udpPayloadSize: nil) == plainOutgoing.serialized())
+    }
+
     @Test func templateTTLOffsetsCoverEverySection() throws {
         let query = DNSMessage.query(id: 1, name: try DNSName("www.example.com"), type: .a)
         var answer = try upstreamAnswer(to: query, ttl: 60)
@@ -199,6 +214,28 @@ let loopbackPolicyJSON = """
         }
         await server.close()
         await upstream.close()
+    }
+
+    @Test func aSilentUpstreamTimesOutAndTheNextOneAnswers() async throws {
+        let silent = try await ScriptedUpstream { _ in [] }
+        let answering = try await ScriptedUpstream { query in [try! upstreamAnswer(to: query).serialized()] }
+        var configuration = DNSProxyConfiguration(listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
+                                                  upstreams: [silent.address, answering.address])
+        configuration.upstreamTimeout = .milliseconds(300)
+        configuration.cache.maxEntries = 0
+        let proxy = DNSProxy(configuration: configuration)
+        proxy.setPolicy(try dnsPolicy(loopbackPolicyJSON))
+        let server = try await DNSProxyServer.start(proxy: proxy)
+        let started = ContinuousClock.now
+        let reply = try? await ask(server, "www.example.com", id: 5)
+        let elapsed = ContinuousClock.now - started
+        await server.close()
+        await silent.close()
+        await answering.close()
+        #expect(reply?.answers.count == 2, "the second upstream's answer")
+        #expect(proxy.counters.value(.upstreamTimeouts) == 1 && silent.queries.count == 1)
+        // The pool's sweep runs every 100 ms: the timeout fires between 300 and ~400 ms, not at the 3 s client limit.
+        #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(1_500), "took \(elapsed)")
     }
 
     @Test func manyConcurrentQueriesShareTheSocketsAndAllGetTheirAnswer() async throws {
