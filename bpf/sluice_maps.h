@@ -15,6 +15,8 @@
 #define SLUICE_MAP_XSKS           "sluice_xsks"
 #define SLUICE_MAP_GATEWAY_ADDRS  "sluice_gw_addrs"
 #define SLUICE_MAP_COUNTERS       "sluice_counters"
+/* One u32 at key 0: nonzero passes UDP/TCP port-53 packets to the kernel (--dns-redirect). */
+#define SLUICE_MAP_DNS_REDIRECT   "sluice_dns_redirect"
 
 /* XSKMAP size: the highest rx queue index that can be steered, plus one. */
 #define SLUICE_MAX_QUEUES         64

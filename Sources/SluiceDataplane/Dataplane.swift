@@ -41,6 +41,9 @@ public struct DataplaneConfiguration: Sendable {
     public var eventRingCapacity = 4096
     /// How often the routing/neighbour snapshot is re-read.
     public var forwardingRefresh: Duration = .milliseconds(250)
+    /// Transparent DNS: UDP/TCP port 53 arriving on the inside interface goes to the kernel and is
+    /// redirected to this local port (the DNS proxy) instead of being judged as transit (docs/dns.md).
+    public var dnsRedirectPort: Int?
 
     public init(inside: String, outside: String) {
         self.inside = inside
@@ -141,7 +144,12 @@ public final class Dataplane: @unchecked Sendable {
             log("XDP: \(SLUICE_XDP_PROG_NAME) attached to \(interface) (\(attachments.last!.mode.rawValue) mode)")
         }
         try refreshGatewayAddressesLocked()
-        forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside)
+        forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside,
+                                                    dnsRedirectPort: settings.dnsRedirectPort)
+        if let port = settings.dnsRedirectPort {
+            try programs[0].setDNSRedirect(true)  // programs[0] is the inside interface's
+            log("DNS redirect: port 53 from \(settings.inside) to the local DNS proxy on port \(port)")
+        }
         log("nftables: table inet \(ForwardPathBlock.tableName) blocks kernel forwarding between "
             + "\(settings.inside) and \(settings.outside)")
         stopFlag.store(false, ordering: .relaxed)

@@ -74,9 +74,22 @@ struct DNSProxyOptions: ParsableArguments {
     @Option(name: .customLong("dns-cache-entries"), help: "Most answers the DNS proxy caches (0: no cache).")
     var cacheEntries: Int = DNSCacheConfiguration().maxEntries
 
+    @Flag(name: .customLong("dns-redirect"), help: """
+        Redirect UDP/TCP port 53 from the inside interface to the DNS proxy, whatever resolver it was \
+        sent to (--dataplane xdp; the proxy must listen on the inside interface's primary address).
+        """)
+    var redirect = false
+
+    /// The local port redirected DNS goes to (the first --dns-listen's), when --dns-redirect is on.
+    var redirectPort: Int? {
+        guard redirect, let first = listen.first else { return nil }
+        return try? ListenAddress(first).port
+    }
+
     func validate() throws {
         if learnedMaxEntries < 1 { throw ValidationError("--dns-learned-max-entries must be at least 1") }
         if cacheEntries < 0 { throw ValidationError("--dns-cache-entries must not be negative") }
+        if redirect && listen.isEmpty { throw ValidationError("--dns-redirect needs --dns-listen") }
         if !listen.isEmpty && upstreams.isEmpty {
             throw ValidationError("--dns-listen needs at least one --dns-upstream")
         }

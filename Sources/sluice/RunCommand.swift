@@ -133,6 +133,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration.queues = queues
             configuration.cores = try parsedCores()
             configuration.flowTable.capacity = flowTableSize
+            configuration.dnsRedirectPort = dns.redirectPort
             let log: @Sendable (String) -> Void = { logger.info("\($0)") }
             let plane = if let dnsProxy {
                 Dataplane(configuration, learned: dnsProxy.learned.reader, log: log)

@@ -12,7 +12,8 @@
 //   - `blocked` gets NXDOMAIN, its address stays unreachable, and an enforced `dns_deny` finding exists;
 //   - DNS sent straight to the upstream's resolver is judged by packet policy: no rule, no answer;
 //   - the counters in /api/v1/stats and /metrics saw the allow, the deny and the upstream latency;
-//   - the same policy in audit mode answers `blocked` and records a finding with `enforced: false`.
+//   - the same policy in audit mode answers `blocked` and records a finding with `enforced: false`;
+//   - with `--dns-redirect`, queries sent to the upstream's resolver are answered by the proxy.
 //
 // `lab down` in a defer removes everything, pass or fail.
 import Foundation
@@ -140,5 +141,32 @@ struct LabDNSTests {
         #expect(audited.stdout == "\(blockedAddress)\n", "audit mode should answer: \(audited.stdout)")
         let auditFindings = try api(info, "/api/v1/audit/findings?finding_type=dns_deny")
         #expect(auditFindings.contains("\"enforced\":false"), "no unenforced dns finding: \(auditFindings)")
+    }
+
+    /// `--dns-redirect`: DNS the client sends to another resolver (the upstream's nsd) is answered by the
+    /// gateway's proxy under the DNS policy, from the address the client asked, over UDP and TCP.
+    @Test func dnsRedirectSendsOtherResolversQueriesToTheProxy() throws {
+        defer { _ = try? runner.run([sluiceBinary, "lab", "down", "--prefix", Self.prefix]) }
+        let policyFile = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-dns-redir-\(getpid()).json")
+        try Self.policy(mode: "enforce").write(to: policyFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: policyFile) }
+        let up = try runner.run([
+            sluiceBinary, "lab", "up", "--json", "--prefix", Self.prefix, "--policy", policyFile.path,
+            "--gateway-arg", "--dns-redirect",
+        ])
+        try #require(up.status == 0, "lab up failed: \(up.stderr)")
+        let info = try JSONDecoder().decode(LabInfo.self, from: Data(up.stdout.utf8))
+        let other = "@\(info.upstream.ipv4)", zone = info.upstream.dnsZone
+
+        // nsd itself would answer NOERROR with the address: NXDOMAIN means the proxy judged it.
+        let udp = try client(["kdig", "+time=2", "+retry=0", other, "blocked.\(zone)", "A"])
+        #expect(udp.stdout.contains("NXDOMAIN") && udp.stdout.contains("From \(info.upstream.ipv4)@53"), "\(udp.stdout)")
+        let tcp = try client(["kdig", "+tcp", "+time=2", "+retry=0", other, "blocked.\(zone)", "A"])
+        #expect(tcp.stdout.contains("NXDOMAIN"), "over TCP: \(tcp.stdout)")
+        // An allowed name through the redirect teaches the dataplane like any proxied answer.
+        #expect(try !reaches("http://\(info.upstream.ipv4)/", timeout: 1), "open before any lookup")
+        let api = try client(["kdig", "+short", "+time=2", "+retry=0", other, "api.\(zone)", "A"])
+        #expect(api.stdout == "\(info.upstream.ipv4)\n", "\(api.stdout) \(api.stderr)")
+        #expect(try reaches("http://\(info.upstream.ipv4)/"), "the learned address did not open")
     }
 }
