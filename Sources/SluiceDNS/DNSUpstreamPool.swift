@@ -38,6 +38,9 @@ final class DNSUpstreamPool {
     /// Expires outstanding queries every `sweepInterval`: one timer for the pool instead of one per query
     /// (a timeout fires up to one interval late, which is nothing against the 2 s default).
     private var sweeper: Scheduled<Void>?
+    /// Closed with its listener: queries still failing over to the next upstream get SERVFAIL instead
+    /// of opening new sockets nobody would close.
+    private var isClosed = false
     static let sweepInterval = TimeAmount.milliseconds(100)
 
     /// Flushes the queries written since the last flush (the listener calls it at the end of a read burst).
@@ -88,7 +91,7 @@ final class DNSUpstreamPool {
     func forward(_ request: DNSProxy.ForwardRequest, from index: Int = 0,
                  completion: @escaping (DNSMessage?, [UInt8]?) -> Void) {
         let upstreams = proxy.configuration.upstreams
-        guard index < upstreams.count else {
+        guard index < upstreams.count, !isClosed else {
             completion(nil, nil)
             return
         }
@@ -188,6 +191,7 @@ final class DNSUpstreamPool {
 
     /// Closes every socket; outstanding queries fail.
     func close() {
+        isClosed = true
         sweeper?.cancel()
         sweeper = nil
         for socket in retired { socket.failAll() }

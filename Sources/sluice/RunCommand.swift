@@ -77,6 +77,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--dataplane xdp needs --inside IF and --outside IF (or --dataplane none)")
         }
         if let queues, queues < 1 { throw ValidationError("--queues must be at least 1") }
+        if dns.redirect && dataplane != .xdp { throw ValidationError("--dns-redirect needs --dataplane xdp") }
         if flowTableSize < 1 { throw ValidationError("--flow-table-size must be at least 1") }
         _ = try parsedCores()
     }
