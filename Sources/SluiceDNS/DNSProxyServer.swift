@@ -31,7 +31,10 @@ public final class DNSProxyServer: Sendable {
     {
         var channels: [any Channel] = []
         do {
-            for address in proxy.configuration.listen {
+            var index = 0
+            var attempt = 0
+            while index < proxy.configuration.listen.count {
+                let address = proxy.configuration.listen[index]
                 let udp = try await DatagramBootstrap(group: group)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
                     .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
@@ -52,7 +55,7 @@ public final class DNSProxyServer: Sendable {
                     return copy
                 } ?? address
                 let idle = proxy.configuration.tcpIdleTimeout
-                let tcp = try await ServerBootstrap(group: group)
+                let tcpBootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
@@ -61,8 +64,19 @@ public final class DNSProxyServer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(DNSTCPQueryHandler(proxy: proxy))
                         }
                     }
-                    .bind(to: tcpAddress).get()
+                let tcp: any Channel
+                do {
+                    tcp = try await tcpBootstrap.bind(to: tcpAddress).get()
+                } catch let error as IOError where error.errnoCode == EADDRINUSE && address.port == 0 && attempt < 5 {
+                    // Port 0: the number UDP got may be taken for TCP (another socket's ephemeral port).
+                    try? await udp.close()
+                    channels.removeLast()
+                    attempt += 1
+                    continue
+                }
                 channels.append(tcp)
+                attempt = 0
+                index += 1
             }
         } catch {
             for channel in channels { try? await channel.close() }
