@@ -7,7 +7,9 @@
 //                   └──hit────────────┴─► learn A/AAAA (through CNAMEs) for the allowing rule ─► reply
 //
 // The active policy is swapped at runtime by the control plane (`setPolicy`); a query reads it once, so
-// it is judged by one policy from start to end.
+// it is judged by one policy from start to end. `prepare` does everything that does not wait (on the UDP
+// listener's event loop: denials and cache hits are answered there), `complete` builds the reply once
+// the upstreams answered; `answer` strings the two together over fresh upstream sockets (TCP clients).
 import NIOCore
 import NIOPosix
 import SluicePolicy
