@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "classify-bench", targets: ["classify-bench"]),
         .executable(name: "forward-bench", targets: ["forward-bench"]),
         .executable(name: "dns-bench", targets: ["dns-bench"]),
+        .executable(name: "tls-bench", targets: ["tls-bench"]),
+        .executable(name: "nft-rules", targets: ["nft-rules"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluicePacket", targets: ["SluicePacket"]),
         .library(name: "SluiceDataplane", targets: ["SluiceDataplane"]),
@@ -58,6 +60,9 @@ let package = Package(
             name: "SluiceDataplane",
             dependencies: [
                 "SluicePolicy", "SluicePacket", "CSluiceXDP", .product(name: "Atomics", package: "swift-atomics"),
+                // TLS metadata matching: handshake parsing, X.509 of the server's certificate.
+                "SluiceWire", .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Durable state of the management plane: policies and their versions, settings, service
@@ -137,6 +142,11 @@ let package = Package(
             dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
             path: "bench/forward"
         ),
+        // Cost of a pending-TLS decision and TLS connections per second against plain TCP (docs/benchmarks.md).
+        .executableTarget(
+            name: "tls-bench", dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePacket"], path: "bench/tls"),
+        // The benchmark harness's rule sets: generated policy, naive and best nftables encodings.
+        .executableTarget(name: "nft-rules", dependencies: ["SluicePolicy", "SluicePolicyGen"], path: "bench/nft-rules"),
         // DNS proxy throughput and latency against the upstream alone, with dnsperf and nsd (docs/dns.md).
         .executableTarget(
             name: "dns-bench",
@@ -155,7 +165,15 @@ let package = Package(
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket", "SluicePolicyGen"]),
         // Unit tests of the lab's plan (any machine) and, as root, `sluice lab up/down` end to end.
         .testTarget(name: "SluiceLabTests", dependencies: ["SluiceLab", "SluicePolicy", "sluice"]),
-        .testTarget(name: "SluiceDataplaneTests", dependencies: ["SluiceDataplane", "SluicePacket"]),
+        .testTarget(
+            name: "SluiceDataplaneTests",
+            dependencies: [
+                "SluiceDataplane", "SluicePacket",
+                // TLS-pending tests build certificates in memory.
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // DNS and TLS wire-format parsing and building, pure Swift with no dependencies (not even
         // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.
         .target(name: "SluiceWire"),

@@ -107,6 +107,9 @@ public final class WiretapHub: FlowEventSink, FlowEventSource, Service {
         self.maxTrackedFlows = maxTrackedFlows
     }
 
+    /// Whether any client watches (one atomic load): producers skip building events otherwise.
+    public var hasSubscribers: Bool { subscriberCount.load(ordering: .relaxed) > 0 }
+
     public func publish(_ event: FlowEvent) {
         guard subscriberCount.load(ordering: .relaxed) > 0 else { return }
         let now = ContinuousClock.now

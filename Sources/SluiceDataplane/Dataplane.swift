@@ -3,7 +3,9 @@
 // queue q of both interfaces to one UMEM per worker and starts one pinned thread per queue;
 // a maintenance thread keeps the forwarding snapshot fresh, resolves missing neighbours,
 // sweeps idle flows and frees retired tables. publish() swaps the compiled policy and waits
-// until every worker runs it; stop() undoes everything start did, in reverse.
+// until every worker runs it; stop() undoes everything start did, in reverse. With flow
+// offload (on by default, FlowOffload.swift) the maintenance thread also installs the flows
+// workers judged into the XDP program and harvests the program's per-flow counters.
 //
 //   control plane ──publish──► Publication<CompiledPolicy> ──► workers (per batch)
 //   maintenance   ──refresh──► Publication<ForwardingSnapshot> ─┘
@@ -41,6 +43,13 @@ public struct DataplaneConfiguration: Sendable {
     public var eventRingCapacity = 4096
     /// How often the routing/neighbour snapshot is re-read.
     public var forwardingRefresh: Duration = .milliseconds(250)
+    /// Bounds of the TLS-pending pool (docs/design/tls-pending.md).
+    public var tls = TLSInspectorConfiguration()
+    /// XDP flow offload: judged flows are forwarded by the XDP program itself (false: every
+    /// transit packet goes through the AF_XDP workers, `--no-offload`).
+    public var offload = true
+    /// Offload requests per worker ring.
+    public var offloadRingCapacity = 4096
     /// Transparent DNS: UDP/TCP port 53 arriving on the inside interface goes to the kernel and is
     /// redirected to this local port (the DNS proxy) instead of being judged as transit (docs/dns.md).
     public var dnsRedirectPort: Int?
@@ -59,6 +68,9 @@ public final class Dataplane: @unchecked Sendable {
     private var settings: DataplaneConfiguration
     /// The shared flow table.
     public let flows: FlowTable
+    /// The TLS-pending pool and the remembered handshakes: `tls.serverName(for:)` gives a flow's
+    /// SNI to the control plane (findings, wiretap).
+    public let tls: TLSInspector
     private let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var programs: [XDPProgram] = []
@@ -75,6 +87,9 @@ public final class Dataplane: @unchecked Sendable {
     private(set) var counterBlocks: DataplaneCounterBlocks!
     private var eventRings: [SPSCRing<DataplaneEvent>] = []
     private var neighbourRings: [SPSCRing<NeighbourRequest>] = []
+    private var offload: FlowOffload?
+    /// The forwarding snapshot last read (offload installs take MACs from it).
+    private var latestSnapshot: ForwardingSnapshot?
     private var accounting: [FrameAccounting] = []
     private var internalGeneration: UInt64 = 0
     private var labels: [UInt64: (tag: String, external: UInt64, compiled: CompiledPolicy?)] = [:]
@@ -92,6 +107,7 @@ public final class Dataplane: @unchecked Sendable {
         settings = configuration
         self.log = log
         flows = FlowTable(configuration.flowTable)
+        tls = TLSInspector(configuration.tls)
         stopFlag = .create(false)
         eventsFlag = .create(true)
         startWorkers = { dataplane in try dataplane.launchWorkers(learned: learned) }
@@ -132,18 +148,24 @@ public final class Dataplane: @unchecked Sendable {
         policy = Publication(initial: nil, generation: 0, workerCount: queues)
         let snapshot = try ForwardingSnapshot.read(inside: settings.inside, outside: settings.outside)
         forwarding = Publication(initial: snapshot, generation: 1, workerCount: queues)
+        latestSnapshot = snapshot
         counterBlocks = DataplaneCounterBlocks(workerCount: queues)
         eventRings = (0..<queues).map { _ in SPSCRing(capacity: settings.eventRingCapacity) }
         neighbourRings = (0..<queues).map { _ in SPSCRing(capacity: 256) }
 
         // One program instance per interface: each has its own XSKMAP indexed by rx queue.
         for interface in [settings.inside, settings.outside] {
-            let program = try XDPProgram()
+            let program = try XDPProgram(offloadCapacity: settings.flowTable.capacity)
             programs.append(program)
             attachments.append(try program.attach(to: interface, log: log))
             log("XDP: \(SLUICE_XDP_PROG_NAME) attached to \(interface) (\(attachments.last!.mode.rawValue) mode)")
         }
         try refreshGatewayAddressesLocked()
+        offload = try FlowOffload(
+            inside: programs[0], outside: programs[1], insideIndex: attachments[0].interfaceIndex,
+            outsideIndex: attachments[1].interfaceIndex, flows: flows, workers: queues,
+            ringCapacity: settings.offloadRingCapacity, configured: settings.offload, log: log)
+        log("flow offload: \(settings.offload ? "on" : "off (--no-offload)")")
         forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside,
                                                     dnsRedirectPort: settings.dnsRedirectPort)
         if let port = settings.dnsRedirectPort {
@@ -175,7 +197,7 @@ public final class Dataplane: @unchecked Sendable {
             let processor = PacketProcessor(
                 flows: flows.handle, learned: learned, counters: PendingCounters(),
                 events: eventRings[queue].producer, neighbourRequests: neighbourRings[queue].producer, worker: queue,
-                eventsEnabled: eventsFlag)
+                eventsEnabled: eventsFlag, tls: tls, offload: offload?.port(worker: queue))
             let context = QueueWorkerContext(
                 index: queue, inside: SideRings(socket: inside), outside: SideRings(socket: outside), area: umem.area,
                 frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: settings.fillTarget,
@@ -229,6 +251,8 @@ public final class Dataplane: @unchecked Sendable {
         threads.removeAll()
         maintenance?.cancel()
         maintenance = nil
+        offload = nil
+        latestSnapshot = nil
         for attachment in attachments { attachment.detach() }
         attachments.removeAll()
         sockets.removeAll()
@@ -259,6 +283,8 @@ public final class Dataplane: @unchecked Sendable {
             return internalGeneration
         }
         guard let policy = lock.withLock({ self.policy }) else { return false }
+        // Before the workers can see it: offloaded entries of older generations go back to them.
+        lock.withLock { offload }?.policyWillPublish(generation: generation)
         policy.publish(compiled, generation: generation)
         let confirmed = await policy.waitUntilConfirmed(generation, timeout: timeout)
         if confirmed {
@@ -276,11 +302,27 @@ public final class Dataplane: @unchecked Sendable {
     public func describe(_ event: DataplaneEvent) -> (tag: String, group: String?, rule: String?)? {
         lock.withLock {
             guard let label = labels[event.generation] else { return nil }
-            let compiled = label.compiled
-            let group = event.group >= 0 ? compiled?.groupIDs[Int(event.group)] : nil
-            let rule = event.group >= 0 && event.rule >= 0 ? compiled?.ruleIDs[Int(event.group)][Int(event.rule)] : nil
-            return (label.tag, group, rule)
+            return Dataplane.names(label, group: event.group, rule: event.rule)
         }
+    }
+
+    /// The policy tag and group/rule ids of a flow entry, which keeps only the low 32 bits of
+    /// its generation (nil when that generation is long gone).
+    public func describe(_ flow: FlowEntry) -> (tag: String, group: String?, rule: String?)? {
+        lock.withLock {
+            guard let label = labels.first(where: { UInt32(truncatingIfNeeded: $0.key) == flow.generation })?.value
+            else { return nil }
+            return Dataplane.names(label, group: Int32(flow.group), rule: Int32(flow.rule))
+        }
+    }
+
+    private static func names(_ label: (tag: String, external: UInt64, compiled: CompiledPolicy?), group: Int32,
+                              rule: Int32) -> (tag: String, group: String?, rule: String?) {
+        guard let compiled = label.compiled, group >= 0, Int(group) < compiled.groupIDs.count else {
+            return (label.tag, nil, nil)
+        }
+        let rules = compiled.ruleIDs[Int(group)]
+        return (label.tag, compiled.groupIDs[Int(group)], rule >= 0 && Int(rule) < rules.count ? rules[Int(rule)] : nil)
     }
 
     // MARK: - Counters and events
@@ -293,13 +335,53 @@ public final class Dataplane: @unchecked Sendable {
         result["flows_active"] = UInt64(flows.count)
         result["flows_expired"] = flows.expiredBySweep
         result["flows_closed", default: 0] &+= flows.expiredBySweep
+        result["tls_pending_active"] = UInt64(tls.pendingCount)
+        result["tls_pending_abandoned"] = tls.abandonedCount
         if let programs = lock.withLock({ self.programs.isEmpty ? nil : self.programs }) {
             for (program, side) in zip(programs, ["inside", "outside"]) {
                 guard let xdp = try? program.counters() else { continue }
                 for (counter, value) in xdp.packets { result["xdp_\(side)_\(counter)"] = value }
+                // Offloaded packets count as if a worker had handled them.
+                let forwarded = xdp[.offloadForwarded], forwardedBytes = xdp.bytes[.offloadForwarded] ?? 0
+                let dropped = xdp[.offloadDropped], droppedBytes = xdp.bytes[.offloadDropped] ?? 0
+                result["received_packets", default: 0] &+= forwarded &+ dropped
+                result["received_bytes", default: 0] &+= forwardedBytes &+ droppedBytes
+                result["allowed_packets", default: 0] &+= forwarded
+                result["allowed_bytes", default: 0] &+= forwardedBytes
+                result["transmitted_packets", default: 0] &+= forwarded
+                result["denied_packets", default: 0] &+= dropped
+                result["denied_bytes", default: 0] &+= droppedBytes
+                result["offloaded_packets", default: 0] &+= forwarded &+ dropped
+                result["offloaded_bytes", default: 0] &+= forwardedBytes &+ droppedBytes
             }
         }
+        if let offload = lock.withLock({ offload }) {
+            for (name, value) in offload.figures() { result[name] = value }
+        }
         return result
+    }
+
+    // MARK: - Flow offload
+
+    /// Whether flow offload is on now (configured, running, and not paused).
+    public var offloadActive: Bool { lock.withLock { offload }?.active ?? false }
+
+    /// Pauses flow offload while something needs to see every packet in a worker (a wiretap
+    /// capture), or resumes it. Takes effect in the XDP program before it returns; offloaded
+    /// flows are handed back to the workers (their counts harvested first) and are offloaded
+    /// again, at their next packet, after the resume. No effect with `--no-offload`.
+    public func setOffloadPaused(_ paused: Bool) { lock.withLock { offload }?.setPaused(paused) }
+
+    /// Installs pending offload requests and harvests the XDP program's per-flow counters into
+    /// the flow table now, instead of at the next maintenance tick (1 s): call before a flow
+    /// snapshot that must include offloaded packets to the last moment (tests, wiretap).
+    public func syncOffloadedFlows() {
+        lock.lock()
+        let offload = self.offload
+        let snapshot = latestSnapshot
+        lock.unlock()
+        offload?.install(snapshot: snapshot)
+        offload?.harvest()
     }
 
     /// Counters of one worker.
@@ -336,8 +418,15 @@ public final class Dataplane: @unchecked Sendable {
                     self.refreshForwarding()
                     lastRefresh = ContinuousClock.now
                 }
+                let offload = self.lock.withLock { self.offload }
+                let snapshot = self.lock.withLock { self.latestSnapshot }
+                offload?.install(snapshot: snapshot)
                 if now - lastSweep >= .seconds(1) {
-                    self.flows.sweep(now: monotonicNanoseconds())
+                    // Harvest before the sweep: offloaded flows' last-seen comes from the program.
+                    if let offload { offload.sweep(now: monotonicNanoseconds()) } else {
+                        self.flows.sweep(now: monotonicNanoseconds())
+                    }
+                    self.tls.sweep(now: monotonicNanoseconds())
                     lastSweep = now
                 }
                 self.lock.withLock { self.policy }?.reclaim()
@@ -372,6 +461,7 @@ public final class Dataplane: @unchecked Sendable {
         do {
             let snapshot = try ForwardingSnapshot.read(inside: settings.inside, outside: settings.outside)
             forwarding.publish(snapshot, generation: forwarding.generation + 1)
+            latestSnapshot = snapshot
             forwarding.reclaim()
             try refreshGatewayAddressesLocked()
         } catch {

@@ -15,13 +15,21 @@ public enum DataplaneCounter: Int, CaseIterable, Sendable {
     case droppedNoNeighbour, droppedHopLimit, droppedTxRingFull, droppedFlowCut
     case flowsOpened, flowsClosed, flowsRefused, flowsCut
     case icmpErrorsSent
+    /// Flow offload: installs requested by workers, and requests lost to a full ring.
+    case offloadRequests, offloadRequestsDropped
     case eventsQueued, eventsDropped
     /// The tx ring had no room (the frame was dropped) or no free frame was left for receive.
     case txRingStalls, fillRingStalls
     case batches, rxWakeups, txWakeups
+    /// TLS metadata matching (docs/design/tls-pending.md): flows that entered the pending state,
+    /// handshakes decided allow / deny by the policy, packets held (client data before the
+    /// decision), and the fail-closed denies by reason: buffer overflow, not a TLS handshake,
+    /// pending too long, no free pending slot, handshake start not seen.
+    case tlsPending, tlsAllowed, tlsDenied, tlsHeldPackets
+    case tlsFailedOverflow, tlsFailedGarbage, tlsFailedTimeout, tlsFailedPoolFull, tlsFailedUnseen
 
     /// Number of counters (the last case's index + 1; computing `allCases.count` allocates).
-    public static let count = DataplaneCounter.txWakeups.rawValue + 1
+    public static let count = DataplaneCounter.tlsFailedUnseen.rawValue + 1
 
     /// The name used in `/api/v1/stats` and logs (snake case).
     public var name: String {

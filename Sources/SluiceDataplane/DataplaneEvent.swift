@@ -1,5 +1,5 @@
 // What workers report to the control plane besides counters: the policy engine's findings
-// (deny and audit) and flows a new policy cut. A plain value pushed into the worker's own
+// (deny and audit), TLS handshake findings and flows a new policy cut. A plain value pushed into the worker's own
 // SPSC ring; the ring never blocks the worker (full: the event is dropped and counted).
 
 import SluicePacket
@@ -15,6 +15,10 @@ public struct DataplaneEvent: Sendable, Equatable {
         case rejudged
         /// An existing flow that the new policy denies was removed.
         case flowCut
+        /// A finding of a TLS handshake decision (a deny, enforced or audited, or a fail-closed
+        /// deny). The server name is not in the event (it stays a plain value): the control plane
+        /// reads it from `TLSInspector.record(for:)` by the event's tuple.
+        case tls
     }
 
     public var kind: Kind

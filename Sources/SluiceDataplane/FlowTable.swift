@@ -28,7 +28,9 @@ import Glibc
 public struct FlowEntry: Sendable, Equatable {
     /// The flow's direction-free key.
     public var key: FlowKey
-    /// Bit 0: slot in use; bit 1: the initiator (always an inside host) is the key's low end.
+    /// Bit 0: slot in use; bit 1: the initiator (always an inside host) is the key's low end;
+    /// bit 2: TLS pending (the verdict waits for the handshake, docs/design/tls-pending.md);
+    /// bit 3: its verdict was handed to the XDP program (flow offload requested).
     var flags: UInt8
     /// TCP phase (`.none` for other protocols).
     public var tcpState: TCPFlowState
@@ -49,6 +51,34 @@ public struct FlowEntry: Sendable, Equatable {
 
     static let usedFlag: UInt8 = 1
     static let initiatorIsLowFlag: UInt8 = 2
+    static let tlsPendingFlag: UInt8 = 4
+    static let offloadFlag: UInt8 = 8
+
+    /// Whether the flow waits for its TLS handshake to be judged: its packets take the worker's
+    /// TLS path and it must not be offloaded until the decision.
+    public var isTLSPending: Bool { flags & FlowEntry.tlsPendingFlag != 0 }
+
+    /// Whether the flow's verdict was handed to the XDP program (an install was requested;
+    /// cleared when it is judged again, or when the entry could not be installed or vanished).
+    public var offloadRequested: Bool { flags & FlowEntry.offloadFlag != 0 }
+
+    /// THE place that says whether a flow may be offloaded to the XDP program, i.e. whether
+    /// nothing more about it needs a worker's inspection: TCP once established (SYN, FIN and
+    /// RST still reach the workers: the program punts them), UDP from its first allowed packet;
+    /// never ICMP (replies and errors need the workers' matching). Not checked here: wiretap
+    /// capture (a dataplane-wide switch, `Dataplane.setOffloadPaused`). A TLS decision pending
+    /// keeps the flow with the workers: the flag is set when the flow is judged (at its SYN), so
+    /// no packet finds the flow eligible before the handshake was decided; an inspection state
+    /// added later must work the same way, since XDP shows the workers no later data packet.
+    @inline(__always)
+    public var mayOffload: Bool {
+        if isTLSPending { return false }
+        switch key.protocolNumber {
+        case IPProtocolNumber.udp: return true
+        case IPProtocolNumber.tcp: return tcpState == .established
+        default: return false
+        }
+    }
 
     /// Whether the initiator is the key's low endpoint.
     public var initiatorIsLow: Bool { flags & FlowEntry.initiatorIsLowFlag != 0 }
@@ -88,6 +118,12 @@ public struct FlowOutcome: Sendable {
     public var opened: Bool
     /// Flows removed on the way (expired entry found, flow cut).
     public var closed: UInt8
+    /// Whether the flow (forwarded) is TLS pending: the packet must go through the TLS inspector
+    /// before it may be forwarded, and the flow must not be offloaded yet.
+    public var tlsPending: Bool = false
+    /// Whether the flow just became eligible for offload (`FlowEntry.mayOffload`, offload on,
+    /// not requested before; the flag is now set): the caller asks for the install.
+    public var offload: Bool = false
 }
 
 /// Sizes and timeouts of a flow table.
@@ -187,8 +223,10 @@ public final class FlowTable: @unchecked Sendable {
     public var expiredBySweep: UInt64 { handle.sweptCounter.load(ordering: .relaxed) }
 
     /// Removes every flow idle past its timeout; returns how many. Control plane, periodically.
+    /// `removedOffloaded` gets each removed flow whose verdict was offloaded (under the shard
+    /// lock: keep it short), so its XDP entries can be deleted too.
     @discardableResult
-    public func sweep(now: UInt64) -> Int {
+    public func sweep(now: UInt64, removedOffloaded: (FlowEntry) -> Void = { _ in }) -> Int {
         var removed = 0
         for shard in 0..<handle.shardCount {
             handle.lock(shard)
@@ -196,6 +234,7 @@ public final class FlowTable: @unchecked Sendable {
             while slot < handle.slotsPerShard {
                 let entry = handle.entry(shard, slot)
                 if handle.occupied(shard, slot) && handle.expired(entry, now: now) {
+                    if entry.pointee.offloadRequested { removedOffloaded(entry.pointee) }
                     handle.remove(shard, slot)
                     removed += 1
                     continue  // backward shift may have moved a later entry into this slot
@@ -207,6 +246,43 @@ public final class FlowTable: @unchecked Sendable {
         handle.sweptCounter.wrappingIncrement(by: UInt64(removed), ordering: .relaxed)
         return removed
     }
+
+    /// Adds what the XDP program counted for the flow of `initiator` (the initiator's tuple)
+    /// since the last call, and moves its last-seen time forward to `lastSeen` (monotonic ns).
+    /// Returns false when the flow is gone or no longer offloaded (then its XDP entries should
+    /// go). Control plane (flow-offload harvest).
+    public func absorbOffloaded(_ initiator: FiveTuple, packets: UInt64, bytes: UInt64, lastSeen: UInt64) -> Bool {
+        handle.withFlow(initiator) { flow in
+            guard let flow, flow.pointee.offloadRequested else { return false }
+            flow.pointee.packets &+= UInt32(truncatingIfNeeded: packets)
+            flow.pointee.bytes &+= bytes
+            let seen = FlowEntry.ticks(lastSeen)
+            // Only forward (wrapping compare): a worker may have seen a later packet.
+            if lastSeen != 0 && seen &- flow.pointee.lastSeenTicks < 0x8000_0000 { flow.pointee.lastSeenTicks = seen }
+            return true
+        }
+    }
+
+    /// Clears the offload flag of the flow of `initiator`, so its next packet asks again.
+    public func clearOffloadRequest(_ initiator: FiveTuple) {
+        handle.withFlow(initiator) { flow in
+            if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
+        }
+    }
+
+    /// Clears every flow's offload flag (offload paused: flows ask again once it resumes).
+    public func clearAllOffloadRequests() {
+        for shard in 0..<handle.shardCount {
+            handle.lock(shard)
+            for slot in 0..<handle.slotsPerShard where handle.occupied(shard, slot) {
+                handle.entry(shard, slot).pointee.flags &= ~FlowEntry.offloadFlag
+            }
+            handle.unlock(shard)
+        }
+    }
+
+    /// A copy of the flow of `tuple` (either direction), or nil (tests, control plane).
+    public func entry(_ tuple: FiveTuple) -> FlowEntry? { handle.withFlow(tuple) { $0?.pointee } }
 
     /// A copy of every flow (tests, flow listings; takes each shard lock in turn).
     public func entries() -> [FlowEntry] {
@@ -337,6 +413,17 @@ public final class FlowTable: @unchecked Sendable {
             countPointer(shard).pointee -= 1
         }
 
+        /// Runs `body` on the flow of `tuple` (either direction; nil when absent) under its
+        /// shard lock. Control plane.
+        func withFlow<Result>(_ tuple: FiveTuple, _ body: (UnsafeMutablePointer<FlowEntry>?) -> Result) -> Result {
+            let (key, _) = FlowKey.canonical(tuple)
+            let (shard, hash) = shardAndHash(key)
+            lock(shard)
+            defer { unlock(shard) }
+            let slot = find(shard, key, hash)
+            return body(slot >= 0 ? entry(shard, slot) : nil)
+        }
+
         @inline(__always)
         func shardAndHash(_ key: FlowKey) -> (Int, UInt64) {
             let hash = key.hash(seed: seed)
@@ -346,11 +433,13 @@ public final class FlowTable: @unchecked Sendable {
         /// Tracks one packet of `tuple` that arrived on `side`: finds or opens its flow, asks
         /// `judge` for a verdict when the flow is new or was judged under another generation
         /// (`judge` gets the initiator's tuple and runs under the shard lock), and advances TCP
-        /// state. Only inside packets open flows; outside packets need one.
+        /// state. Only inside packets open flows; outside packets need one. With `offload`, a
+        /// flow that `mayOffload` (and whose packet carries no SYN/FIN/RST) is flagged once and
+        /// `FlowOutcome.offload` tells the caller to request its install.
         @inline(__always)
         public func track(
             _ tuple: FiveTuple, side: Side, tcpFlags: TCPFlags, length: Int, now: UInt64, generation: UInt64,
-            judge: (FiveTuple) -> CompiledVerdict
+            offload: Bool = false, judge: (FiveTuple) -> CompiledVerdict
         ) -> FlowOutcome {
             var outcome = FlowOutcome(disposition: .forward, judged: false, verdict: CompiledVerdict.none,
                                       opened: false, closed: 0)
@@ -384,13 +473,22 @@ public final class FlowTable: @unchecked Sendable {
                     flow.pointee.generation = generation32
                     flow.pointee.group = FlowEntry.index(outcome.verdict.group)
                     flow.pointee.rule = FlowEntry.index(outcome.verdict.rule)
+                    if outcome.verdict.decidedBy == .tlsPending {
+                        flow.pointee.flags |= FlowEntry.tlsPendingFlag
+                    } else {
+                        flow.pointee.flags &= ~FlowEntry.tlsPendingFlag
+                    }
+                    // Its XDP entry (if any) carries the old generation: install it again.
+                    flow.pointee.flags &= ~FlowEntry.offloadFlag
                 }
+                outcome.tlsPending = flow.pointee.flags & FlowEntry.tlsPendingFlag != 0
                 if key.protocolNumber == IPProtocolNumber.tcp {
                     flow.pointee.tcpState = flow.pointee.tcpState.next(tcpFlags, fromInitiator: fromInitiator)
                 }
                 flow.pointee.lastSeenTicks = FlowEntry.ticks(now)
                 flow.pointee.packets &+= 1
                 flow.pointee.bytes &+= UInt64(length)
+                if offload { outcome.offload = FlowTable.Handle.claimOffload(flow, tcpFlags) }
                 return outcome
             }
             guard side == .inside else {
@@ -409,15 +507,28 @@ public final class FlowTable: @unchecked Sendable {
                 return outcome
             }
             let free = -slot - 1
+            outcome.tlsPending = outcome.verdict.decidedBy == .tlsPending
             entry(shard, free).pointee = FlowEntry(
-                key: key, flags: FlowEntry.usedFlag | (sourceIsLow ? FlowEntry.initiatorIsLowFlag : 0),
+                key: key, flags: FlowEntry.usedFlag | (sourceIsLow ? FlowEntry.initiatorIsLowFlag : 0)
+                    | (outcome.tlsPending ? FlowEntry.tlsPendingFlag : 0),
                 tcpState: key.protocolNumber == IPProtocolNumber.tcp ? TCPFlowState.initial(tcpFlags) : .none,
                 generation: UInt32(truncatingIfNeeded: generation), lastSeenTicks: FlowEntry.ticks(now), packets: 1,
                 group: FlowEntry.index(outcome.verdict.group), rule: FlowEntry.index(outcome.verdict.rule),
                 bytes: UInt64(length))
             count.pointee += 1
             outcome.opened = true
+            if offload { outcome.offload = FlowTable.Handle.claimOffload(entry(shard, free), tcpFlags) }
             return outcome
+        }
+
+        /// Flags `flow` as offloaded when it may be and was not yet; true when it was flagged now.
+        @inline(__always)
+        static func claimOffload(_ flow: UnsafeMutablePointer<FlowEntry>, _ tcpFlags: TCPFlags) -> Bool {
+            // SYN 0x02, FIN 0x01, RST 0x04: such packets still change the TCP state.
+            guard !flow.pointee.offloadRequested, tcpFlags.rawValue & 0x07 == 0, flow.pointee.mayOffload
+            else { return false }
+            flow.pointee.flags |= FlowEntry.offloadFlag
+            return true
         }
 
         /// Finds the flow an ICMP error belongs to: the one of the packet it quotes
@@ -455,6 +566,37 @@ public final class FlowTable: @unchecked Sendable {
             flow.pointee.packets &+= 1
             outcome.disposition = .forward
             return outcome
+        }
+
+        /// Ends the TLS-pending state of the flow `key` (the TLS inspector's decision): an
+        /// allowed flow keeps its entry, now carrying the deciding rule and normal forwarding; a
+        /// denied one is removed (cut). Returns false when the flow is gone or no longer pending
+        /// (expired, or a newer policy judged it meanwhile): the decision then changes nothing.
+        public func resolveTLS(_ key: FlowKey, allow: Bool, group: Int32, rule: Int32) -> Bool {
+            let (shard, hash) = shardAndHash(key)
+            lock(shard)
+            defer { unlock(shard) }
+            let slot = find(shard, key, hash)
+            guard slot >= 0 else { return false }
+            let flow = entry(shard, slot)
+            guard flow.pointee.flags & FlowEntry.tlsPendingFlag != 0 else { return false }
+            if allow {
+                flow.pointee.flags &= ~FlowEntry.tlsPendingFlag
+                flow.pointee.group = FlowEntry.index(group)
+                flow.pointee.rule = FlowEntry.index(rule)
+            } else {
+                remove(shard, slot)
+            }
+            return true
+        }
+
+        /// A copy of the flow `key`, if it is held (control plane, tests, the offload helper).
+        public func lookup(_ key: FlowKey) -> FlowEntry? {
+            let (shard, hash) = shardAndHash(key)
+            lock(shard)
+            defer { unlock(shard) }
+            let slot = find(shard, key, hash)
+            return slot >= 0 ? entry(shard, slot).pointee : nil
         }
     }
 }

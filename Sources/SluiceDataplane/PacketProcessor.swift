@@ -5,7 +5,9 @@
 //   parse ─fail─► drop malformed          fragment ─► drop (cannot judge)     no policy ─► drop
 //   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
 //        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
+//   flow may be offloaded (FlowEntry.mayOffload) ─► OffloadRequest into the worker's ring
 //   denied / cut / no flow / table full ─► drop
+//   TLS-pending flow ─► TLSInspector (cold path): pass handshake / hold data / decide allow or deny
 //   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
 //   decrement TTL/hop limit (incremental checksum), rewrite MACs ─► forward
 //
@@ -51,12 +53,17 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let worker: UInt16
     /// Whether events are wanted (the API's performance mode); nil: always.
     let eventsEnabled: UnsafeAtomic<Bool>?
+    /// The TLS-pending pool (owned by the dataplane or test); nil: pending flows fail closed.
+    let tls: Unmanaged<TLSInspector>?
+    /// Flow offload requests (nil: no offload, e.g. unit tests without XDP).
+    let offload: OffloadPort?
 
     /// A processor for worker `worker`, counting into `counters` and reporting into the rings
     /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
-                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+                worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, tls: TLSInspector? = nil,
+                offload: OffloadPort? = nil) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
@@ -64,6 +71,8 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         self.neighbourRequests = neighbourRequests
         self.worker = UInt16(truncatingIfNeeded: worker)
         self.eventsEnabled = eventsEnabled
+        self.tls = tls.map { Unmanaged.passUnretained($0) }
+        self.offload = offload
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -90,6 +99,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         // The judging closure is written at each call site, never stored in a variable: a stored
         // closure counts as escaping and its captures would be boxed on the heap per packet.
         let outcome: FlowOutcome
+        let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
         if let icmp = packet.icmp, icmp.kind == .error {
             guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
             outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
@@ -97,8 +107,21 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             }
         } else {
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
-                                  now: now, generation: policy.generation) {
+                                  now: now, generation: policy.generation, offload: offloading) {
                 PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+            }
+            if outcome.offload, let offload {
+                let initiator = side == .inside ? packet.tuple : packet.tuple.reversed()
+                if offload.requests.push(OffloadRequest(initiator: initiator,
+                                                        generation: UInt32(truncatingIfNeeded: policy.generation))) {
+                    counters.add(.offloadRequests)
+                } else {
+                    // Ring full: unflag the flow so a later packet asks again (second lock, rare).
+                    counters.add(.offloadRequestsDropped)
+                    flows.withFlow(initiator) { flow in
+                        if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
+                    }
+                }
             }
         }
         if outcome.opened { counters.add(.flowsOpened) }
@@ -108,9 +131,16 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         }
         switch outcome.disposition {
         case .forward:
-            break
+            if outcome.tlsPending {
+                if outcome.judged { counters.add(.tlsPending) }
+                if let stopped = inspectTLS(frame: frame, packet: packet, side: side, now: now,
+                                            generation: policy.generation, compiled: compiled) {
+                    return stopped
+                }
+            }
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
+            if offloading && side == .inside { requestDrop(packet.tuple, generation: policy.generation) }
             return drop(.deniedPackets)
         case .cut:
             counters.add(.flowsCut)
@@ -146,6 +176,90 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             counters.add(.allowedPackets)
             counters.add(.allowedBytes, UInt64(length))
             return PacketDecision(action: .forward(side.opposite), packet: packet)
+        }
+    }
+
+    /// The TLS-pending path (docs/design/tls-pending.md): the packet of a flow waiting for its
+    /// handshake goes to the inspector. Returns nil to forward it, or the drop. Allocates; only
+    /// pending flows (a few packets each) come here.
+    @inline(never)
+    func inspectTLS(frame: UnsafeMutableRawPointer, packet: ParsedPacket, side: Side, now: UInt64,
+                    generation: UInt64, compiled: Unmanaged<CompiledPolicy>) -> PacketDecision? {
+        let initiatorTuple = side == .inside ? packet.tuple : packet.tuple.reversed()
+        let key = FlowKey.canonical(packet.tuple).key
+        let query = PacketProcessor.query(initiatorTuple, packet: packet)
+        let learned = self.learned
+        let step: TLSStep
+        if let tls {
+            let l4 = UnsafeRawPointer(frame) + packet.l4Offset
+            let sequence = l4.loadUnaligned(fromByteOffset: 4, as: UInt32.self).bigEndian
+            let payload = UnsafeRawBufferPointer(start: UnsafeRawPointer(frame) + packet.payloadOffset,
+                                                 count: max(packet.packetEnd - packet.payloadOffset, 0))
+            step = tls._withUnsafeGuaranteedRef {
+                $0.inspect(key: key, fromClient: side == .inside, sequence: sequence, flags: packet.tcpFlags,
+                           payload: payload, now: now) { observation, chain in
+                    var findings = FindingList()
+                    let verifier = SeenChain(chain: chain, fallback: observation.chainVerified)
+                    let verdict = compiled._withUnsafeGuaranteedRef {
+                        $0.lookup(query, learned: learned, tls: observation, verifier: verifier, findings: &findings)
+                    }
+                    return (verdict, findings)
+                }
+            }
+        } else {
+            step = .failed(.tlsFailedPoolFull)
+        }
+        switch step {
+        case .pass:
+            return nil
+        case .hold:
+            return drop(.tlsHeldPackets)
+        case .decided(let verdict, let findings):
+            for index in 0..<findings.held {
+                let finding = findings[index]
+                emit(DataplaneEvent(kind: .tls, tuple: initiatorTuple, generation: generation, group: finding.group,
+                                    rule: finding.rule, enforced: finding.enforced, timestamp: now, worker: worker))
+            }
+            let allow = verdict.verdict == .allow
+            _ = flows.resolveTLS(key, allow: allow, group: verdict.group, rule: verdict.rule)
+            if allow {
+                counters.add(.tlsAllowed)
+                return nil
+            }
+            counters.add(.flowsClosed)
+            return drop(.tlsDenied)
+        case .failed(let reason):
+            // Fail closed, except that an audit-mode decision lets it through and records it.
+            let pending = compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
+            let audit = pending.mode == .audit
+            emit(DataplaneEvent(kind: .tls, tuple: initiatorTuple, generation: generation, group: pending.group,
+                                rule: pending.rule, enforced: !audit, timestamp: now, worker: worker))
+            _ = flows.resolveTLS(key, allow: audit, group: pending.group, rule: pending.rule)
+            tls?._withUnsafeGuaranteedRef { $0.rememberFailure(key, reason) }
+            if audit {
+                counters.add(reason)
+                return nil
+            }
+            counters.add(.flowsClosed)
+            return drop(reason)
+        }
+    }
+
+    /// Asks for a drop entry for the denied flow of `tuple`, only while events are off: with
+    /// events on, every denied packet is judged and reported (audit findings count packets),
+    /// which a drop in XDP would hide. Once per flow and generation per worker (deny cache).
+    @inline(__always)
+    func requestDrop(_ tuple: FiveTuple, generation: UInt64) {
+        guard let offload, let eventsEnabled, !eventsEnabled.load(ordering: .relaxed),
+              tuple.protocolNumber == IPProtocolNumber.tcp || tuple.protocolNumber == IPProtocolNumber.udp
+        else { return }
+        let hash = FlowKey.canonical(tuple).key.hash(seed: generation | 1)
+        guard offload.claimDeny(hash) else { return }
+        if offload.requests.push(OffloadRequest(initiator: tuple, generation: UInt32(truncatingIfNeeded: generation),
+                                                drop: true)) {
+            counters.add(.offloadRequests)
+        } else {
+            counters.add(.offloadRequestsDropped)
         }
     }
 
@@ -223,4 +337,13 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                 sourceMAC: arrival.mac, destinationMAC: MACAddress(from: original, at: 6))
         }
     }
+}
+
+/// The chain verifier a TLS lookup gets: the handshake's chain when one was seen, else the
+/// remembered answer (a flow re-judged from its record).
+struct SeenChain: TLSChainVerifying {
+    let chain: CertificateChainVerifier?
+    let fallback: Bool
+
+    func verify(anchorsPEM: [String]) -> Bool { chain?.verify(anchorsPEM: anchorsPEM) ?? fallback }
 }

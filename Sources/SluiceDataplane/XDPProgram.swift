@@ -33,6 +33,9 @@ public enum XDPAttachMode: String, Sendable {
 public enum XDPCounter: Int, CaseIterable, Sendable {
     case redirectedV4, redirectedV6, passedARP, passedNeighborDiscovery, passedLocal, passedLinkScope, passedNonIP
     case droppedMalformed, droppedNoSocket
+    /// Flow offload: forwarded or dropped by the program itself; stale entries and punted
+    /// packets (SYN/FIN/RST, TTL ≤ 1, no egress) that went to the workers instead.
+    case offloadForwarded, offloadDropped, offloadStale, offloadPunted
 
     /// The index in the BPF counter map. Checked against the C enum by `XDPProgram.load`.
     var mapIndex: UInt32 { UInt32(rawValue) }
@@ -90,6 +93,10 @@ public final class XDPProgram {
     public let socketMapFD: Int32
     private let gatewayAddressMapFD: Int32
     private let counterMapFD: Int32
+    /// Flow offload maps: offloaded flows (LRU hash), egress devmap, generation.
+    let flowMapFD: Int32
+    private let egressMapFD: Int32
+    private let offloadGenerationMapFD: Int32
     /// The DNS redirect switch (-1 in an object built before it existed).
     private let dnsRedirectMapFD: Int32
 
@@ -116,7 +123,9 @@ public final class XDPProgram {
     }
 
     /// Opens and loads the object (verifier included) at `path`, or at `locateObject()`.
-    public init(objectPath path: String? = nil) throws {
+    /// `offloadCapacity` sizes the offloaded-flow map (entries for packets arriving on the
+    /// interface this instance is attached to; nil: the object's default).
+    public init(objectPath path: String? = nil, offloadCapacity: Int? = nil) throws {
         guard let path = path ?? XDPProgram.locateObject() else {
             throw DataplaneError(
                 "XDP object not found: run bpf/build.sh, or set SLUICE_BPF_OBJECT, or install sluice_xdp.bpf.o "
@@ -128,6 +137,11 @@ public final class XDPProgram {
         let object = try System.checkPointer("bpf_object__open_file(\(path))") { bpf_object__open_file(path, nil) }
         self.object = object
         do {
+            if let offloadCapacity, let map = bpf_object__find_map_by_name(object, SLUICE_MAP_FLOWS) {
+                _ = try System.check("bpf_map__set_max_entries(\(SLUICE_MAP_FLOWS))") {
+                    bpf_map__set_max_entries(map, UInt32(clamping: max(offloadCapacity, 64)))
+                }
+            }
             _ = try System.check("bpf_object__load(\(path)): verifier or map creation failed") {
                 bpf_object__load(object)
             }
@@ -138,6 +152,9 @@ public final class XDPProgram {
             socketMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_XSKS, path)
             gatewayAddressMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_GATEWAY_ADDRS, path)
             counterMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_COUNTERS, path)
+            flowMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_FLOWS, path)
+            egressMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_EGRESS, path)
+            offloadGenerationMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_OFFLOAD_GEN, path)
             dnsRedirectMapFD = bpf_object__find_map_fd_by_name(object, SLUICE_MAP_DNS_REDIRECT)
             precondition(XDPCounter.allCases.count == Int(SLUICE_CTR_MAX.rawValue), "XDPCounter out of sync with sluice_maps.h")
         } catch {
@@ -277,6 +294,82 @@ public final class XDPProgram {
     public func unregisterSocket(queue: UInt32) {
         var key = queue
         _ = bpf_map_delete_elem(socketMapFD, &key)
+    }
+
+    // MARK: - Flow offload (FlowOffload.swift drives these)
+
+    /// Lets offloaded flows leave by `interfaceIndex` (a devmap entry).
+    public func addEgress(interfaceIndex: Int32) throws {
+        var key = UInt32(bitPattern: interfaceIndex)
+        var value = key
+        _ = try System.check("bpf_map_update_elem(\(SLUICE_MAP_EGRESS), ifindex \(interfaceIndex))") {
+            bpf_map_update_elem(egressMapFD, &key, &value, UInt64(BPF_ANY))
+        }
+    }
+
+    /// Sets the generation offloaded entries must carry to be used (0: offload off).
+    public func setOffloadGeneration(_ generation: UInt32) throws {
+        var key: UInt32 = 0
+        var value = generation
+        _ = try System.check("bpf_map_update_elem(\(SLUICE_MAP_OFFLOAD_GEN))") {
+            bpf_map_update_elem(offloadGenerationMapFD, &key, &value, UInt64(BPF_ANY))
+        }
+    }
+
+    /// The generation offloaded entries must carry now (0: off).
+    public func offloadGeneration() -> UInt32 {
+        var key: UInt32 = 0
+        var value: UInt32 = 0
+        _ = bpf_map_lookup_elem(offloadGenerationMapFD, &key, &value)
+        return value
+    }
+
+    /// Writes `count` entries of the offloaded-flow map in one system call.
+    func installFlows(_ keys: UnsafeMutablePointer<sluice_flow_key>, _ values: UnsafeMutablePointer<sluice_flow_value>,
+                      count: Int) throws {
+        guard count > 0 else { return }
+        var written = UInt32(count)
+        var options = bpf_map_batch_opts()
+        options.sz = MemoryLayout<bpf_map_batch_opts>.size
+        options.elem_flags = UInt64(BPF_ANY)
+        _ = try System.check("bpf_map_update_batch(\(SLUICE_MAP_FLOWS))") {
+            bpf_map_update_batch(flowMapFD, keys, values, &written, &options)
+        }
+    }
+
+    /// Deletes one entry of the offloaded-flow map (absent is fine: LRU may have evicted it).
+    func removeFlow(_ key: sluice_flow_key) {
+        var key = key
+        _ = bpf_map_delete_elem(flowMapFD, &key)
+    }
+
+    /// Calls `body` with every entry of the offloaded-flow map, read in batches of `chunk`
+    /// (a few system calls for thousands of flows). Entries may change while it runs.
+    func forEachFlow(chunk: Int = 1024, _ body: (sluice_flow_key, sluice_flow_value) -> Void) {
+        let keys = UnsafeMutablePointer<sluice_flow_key>.allocate(capacity: chunk)
+        let values = UnsafeMutablePointer<sluice_flow_value>.allocate(capacity: chunk)
+        defer {
+            keys.deallocate()
+            values.deallocate()
+        }
+        var options = bpf_map_batch_opts()
+        options.sz = MemoryLayout<bpf_map_batch_opts>.size
+        // The hash map's batch cursor is a bucket index (u32); 8 bytes leave room.
+        var cursor: UInt64 = 0
+        var next: UInt64 = 0
+        var first = true
+        while true {
+            var count = UInt32(chunk)
+            let status = withUnsafeMutablePointer(to: &cursor) { current in
+                bpf_map_lookup_batch(flowMapFD, first ? nil : UnsafeMutableRawPointer(current), &next, keys, values,
+                                     &count, &options)
+            }
+            for index in 0..<Int(count) { body(keys[index], values[index]) }
+            // ENOENT: the last batch (count may still be > 0). Other errors: stop, next pass retries.
+            if status != 0 { return }
+            cursor = next
+            first = false
+        }
     }
 
     /// Reads the per-CPU counters and sums them.

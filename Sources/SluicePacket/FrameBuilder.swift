@@ -25,6 +25,9 @@ public struct FrameBuilder: Sendable {
     public var ipv4OptionWords: Int
     /// IPv4 identification.
     public var identification: UInt16
+    /// TCP sequence and acknowledgement numbers (TLS reassembly tests set them).
+    public var sequenceNumber: UInt32 = 1
+    public var acknowledgementNumber: UInt32 = 0
 
     /// A builder for `tuple` with common defaults: hop limit 64, SYN for TCP, echo request for ICMP.
     public init(
@@ -100,7 +103,8 @@ public struct FrameBuilder: Sendable {
         case IPProtocolNumber.tcp:
             base.storeBigEndian(tuple.sourcePort, at: l4)
             base.storeBigEndian(tuple.destinationPort, at: l4 + 2)
-            base.storeBigEndian(UInt32(1), at: l4 + 4)  // sequence number
+            base.storeBigEndian(sequenceNumber, at: l4 + 4)
+            base.storeBigEndian(acknowledgementNumber, at: l4 + 8)
             base.storeByte(5 << 4, at: l4 + 12)
             base.storeByte(tcpFlags.rawValue, at: l4 + 13)
             base.storeBigEndian(UInt16(65535), at: l4 + 14)  // window

@@ -103,10 +103,13 @@ public final class CompiledPolicy: @unchecked Sendable {
     let rules: UnsafeMutableBufferPointer<RuleRecord>
     let sources4: IntervalRef
     let sources6: IntervalRef
+    /// The `tls` block of each rule, by index in `rules` (nil for rules without one). Read only
+    /// when a TLS handshake is judged (`lookup(_:learned:tls:verifier:findings:)`), never per packet.
+    let tlsBlocks: [TlsMatchConfig?]
 
     init(mode: PolicyMode, defaultPolicy: PolicyAction, groupIDs: [String], ruleIDs: [[String]],
          pool32: [UInt32], pool128: [UInt128], bits: [UInt64], groups: [GroupRecord], rules: [RuleRecord],
-         sources4: IntervalRef, sources6: IntervalRef) {
+         sources4: IntervalRef, sources6: IntervalRef, tlsBlocks: [TlsMatchConfig?] = []) {
         // Cache-line aligned, so the search tree's lines are the machine's lines.
         func freeze<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
             let capacity = max(array.count, 1)
@@ -127,6 +130,7 @@ public final class CompiledPolicy: @unchecked Sendable {
         self.rules = freeze(rules)
         self.sources4 = sources4
         self.sources6 = sources6
+        self.tlsBlocks = tlsBlocks
     }
 
     deinit {
@@ -205,13 +209,25 @@ public final class CompiledPolicy: @unchecked Sendable {
     @inline(__always)
     public func lookup<Learned: LearnedAddressLookup>(_ packet: PacketQuery, learned: Learned) -> CompiledVerdict {
         var count = FindingCount()
-        return walk(packet, learned, &count)
+        return walk(packet, learned, &count, NoHandshake())
     }
 
     /// Judges a packet and collects its findings (up to `FindingList.capacity`, the rest counted).
     public func lookup<Learned: LearnedAddressLookup>(_ packet: PacketQuery, learned: Learned,
                                                       findings: inout FindingList) -> CompiledVerdict {
-        walk(packet, learned, &findings)
+        walk(packet, learned, &findings, NoHandshake())
+    }
+
+    /// Judges the first packet of a TCP flow again with what its TLS handshake showed: rules with
+    /// a `tls` block now match or not (`TlsMatchConfig.decide`), as the reference evaluator does
+    /// with an observation. The verdict is `tls_pending` again only while `tls.awaitingCertificate`
+    /// and a rule still needs the certificate. Allocates (patterns, chain verification): the
+    /// dataplane calls it on its cold path, once per handshake.
+    public func lookup<Learned: LearnedAddressLookup>(
+        _ packet: PacketQuery, learned: Learned, tls: TLSObservation, verifier: some TLSChainVerifying,
+        findings: inout FindingList
+    ) -> CompiledVerdict {
+        walk(packet, learned, &findings, SeenHandshake(blocks: tlsBlocks, observation: tls, verifier: verifier))
     }
 
     /// Judges a packet when no hostname rule has learned addresses.
@@ -231,8 +247,9 @@ public final class CompiledPolicy: @unchecked Sendable {
     }
 
     @inline(__always)
-    func walk<Learned: LearnedAddressLookup, Sink: FindingSink>(_ packet: PacketQuery, _ learned: Learned,
-                                                                 _ findings: inout Sink) -> CompiledVerdict {
+    func walk<Learned: LearnedAddressLookup, Sink: FindingSink, Handshake: HandshakeJudge>(
+        _ packet: PacketQuery, _ learned: Learned, _ findings: inout Sink, _ handshake: Handshake
+    ) -> CompiledVerdict {
         if mode == .disabled { return CompiledVerdict.disabled }
         let listOffset: Int
         switch packet.src {
@@ -247,7 +264,7 @@ public final class CompiledPolicy: @unchecked Sendable {
         while listIndex < groupCount {
             let group = UnsafePointer(groups.baseAddress! + Int(pool32[listOffset + 1 + listIndex]))
             listIndex += 1
-            if let match = firstMatch(group, packet, keys, learned, &findings) {
+            if let match = firstMatch(group, packet, keys, learned, &findings, handshake) {
                 return match
             }
             if group.pointee.defaultAction != 0 {
@@ -280,9 +297,9 @@ public final class CompiledPolicy: @unchecked Sendable {
     /// the group at once: most groups a source belongs to have nothing for a given destination.
     /// Fields are read through the pointer: copying the record per group costs more than it saves.
     @inline(__always)
-    func firstMatch<Learned: LearnedAddressLookup, Sink: FindingSink>(
+    func firstMatch<Learned: LearnedAddressLookup, Sink: FindingSink, Handshake: HandshakeJudge>(
         _ group: UnsafePointer<GroupRecord>, _ packet: PacketQuery, _ keys: DimensionKeys, _ learned: Learned,
-        _ findings: inout Sink
+        _ findings: inout Sink, _ handshake: Handshake
     ) -> CompiledVerdict? {
         let empty = Int(group.pointee.emptySet)
         let dstSet: Int
@@ -306,17 +323,27 @@ public final class CompiledPolicy: @unchecked Sendable {
             var matches = bits[dstSet + word] & bits[protoSet + word] & bits[sportSet + word]
                 & bits[dportSet + word] & bits[typeSet + word] & bits[codeSet + word]
             while matches != 0 {
-                let rule = rules[ruleBase + word << 6 + matches.trailingZeroBitCount]
+                let ruleIndex = ruleBase + word << 6 + matches.trailingZeroBitCount
+                let rule = rules[ruleIndex]
                 matches &= matches - 1
                 if rule.needsLearned,
                    !learned.contains(group: Int(rule.documentGroup), rule: Int(rule.documentRule), address: packet.dst) {
                     continue
                 }
                 if rule.needsTLS {
-                    if rule.audit { continue }
-                    return CompiledVerdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending,
-                                           mode: effectiveMode(group), group: rule.documentGroup,
-                                           rule: rule.documentRule, findingCount: findings.count)
+                    switch handshake.decide(ruleIndex) {
+                    case .match?:
+                        break
+                    case .noMatch?:
+                        continue
+                    case .needsCertificate?, nil:
+                        // Undecidable until the handshake (or its server flight) is seen: an audit
+                        // rule records nothing yet.
+                        if rule.audit { continue }
+                        return CompiledVerdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending,
+                                               mode: effectiveMode(group), group: rule.documentGroup,
+                                               rule: rule.documentRule, findingCount: findings.count)
+                    }
                 }
                 if rule.audit {
                     if rule.action == ActionCode.deny {
@@ -355,6 +382,37 @@ public final class CompiledPolicy: @unchecked Sendable {
 
     func ruleID(_ group: Int32, _ rule: Int32) -> String? {
         group >= 0 && rule >= 0 ? ruleIDs[Int(group)][Int(rule)] : nil
+    }
+}
+
+/// Verifies a server's certificate chain against a rule's PEM trust anchors (the dataplane's
+/// X.509 code; tests use fixed answers).
+public protocol TLSChainVerifying {
+    /// Whether the chain seen verifies against `anchorsPEM`.
+    func verify(anchorsPEM: [String]) -> Bool
+}
+
+/// What a lookup knows about the flow's TLS handshake, per rule with a `tls` block.
+protocol HandshakeJudge {
+    /// The block's answer for rule `ruleIndex` (index in `rules`); nil when no handshake was seen.
+    func decide(_ ruleIndex: Int) -> TLSMatchResult?
+}
+
+/// The per-packet case: no handshake, so a `tls` rule leaves the flow pending. Compiles away.
+struct NoHandshake: HandshakeJudge {
+    @inline(__always)
+    func decide(_ ruleIndex: Int) -> TLSMatchResult? { nil }
+}
+
+/// A handshake was seen: each `tls` block decides on the observation.
+struct SeenHandshake<Verifier: TLSChainVerifying>: HandshakeJudge {
+    let blocks: [TlsMatchConfig?]
+    let observation: TLSObservation
+    let verifier: Verifier
+
+    func decide(_ ruleIndex: Int) -> TLSMatchResult? {
+        guard ruleIndex < blocks.count, let block = blocks[ruleIndex] else { return .noMatch }
+        return block.decide(observation) { verifier.verify(anchorsPEM: $0) }
     }
 }
 

@@ -22,7 +22,7 @@ public enum PolicyCompiler {
                               ruleIDs: policy.sourceGroups.map { $0.rules.map(\.id) },
                               pool32: builder.pool32, pool128: builder.pool128, bits: builder.bits,
                               groups: builder.groups, rules: builder.rules,
-                              sources4: builder.sources4, sources6: builder.sources6)
+                              sources4: builder.sources4, sources6: builder.sources6, tlsBlocks: builder.tlsBlocks)
     }
 
     struct Builder {
@@ -31,6 +31,8 @@ public enum PolicyCompiler {
         var bits: [UInt64] = []
         var groups: [GroupRecord] = []
         var rules: [RuleRecord] = []
+        /// Parallel to `rules`: each rule's `tls` block.
+        var tlsBlocks: [TlsMatchConfig?] = []
         var sources4 = IntervalRef()
         var sources6 = IntervalRef()
         /// Offsets of bit sets already stored, so each distinct set is stored once.
@@ -128,6 +130,7 @@ public enum PolicyCompiler {
                                         audit: rule.mode == .audit, needsTLS: match.tls != nil,
                                         needsLearned: match.dnsHostname != nil, documentGroup: Int32(documentIndex),
                                         documentRule: Int32(ruleIndex)))
+                tlsBlocks.append(match.tls)
                 let destinations = match.dstCidrs + match.dstIps.map { IPPrefix(host: $0) }
                 if destinations.isEmpty { dstAny.insert(bit) }
                 for prefix in destinations {

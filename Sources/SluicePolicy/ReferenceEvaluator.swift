@@ -65,29 +65,53 @@ extension RuleMatchConfig {
     }
 }
 
+/// What a `tls` block says about a handshake seen so far.
+public enum TLSMatchResult: Sendable, Equatable {
+    /// Every matcher is satisfied.
+    case match
+    /// A matcher is not satisfied: the rule does not match.
+    case noMatch
+    /// The SNI matchers are satisfied but the certificate matchers need the server's flight,
+    /// which has not been seen yet (`TLSObservation.awaitingCertificate`).
+    case needsCertificate
+}
+
 extension TlsMatchConfig {
     /// Whether a seen handshake satisfies every matcher of the block (docs/policy.md, "TLS").
     public func matches(_ seen: TLSObservation) -> Bool {
-        if (mode ?? .metadata) == .intercept { return false }  // HTTP matchers need decryption
+        decide(seen) { _ in seen.chainVerified } == .match
+    }
+
+    /// The block's answer for `seen`. `verifyChain` says whether the server chain verifies against
+    /// the given PEM trust anchors; it is asked only when the block has anchors and the
+    /// certificate was seen (the dataplane verifies lazily, per anchor set).
+    public func decide(_ seen: TLSObservation, verifyChain: ([String]) -> Bool) -> TLSMatchResult {
+        if (mode ?? .metadata) == .intercept { return .noMatch }  // HTTP matchers need decryption
         if let sni {
-            guard let name = seen.sni, sni.matches(name) else { return false }
+            guard let name = seen.sni, sni.matches(name) else { return .noMatch }
         }
-        guard needsCertificate else { return true }
+        guard needsCertificate else { return .match }
         guard let certificate = seen.certificate else {
+            if seen.awaitingCertificate { return .needsCertificate }
             // TLS 1.3 hides the certificate: the operator's choice decides the certificate matchers.
-            return tls13Uninspectable == .allow
+            return tls13Uninspectable == .allow ? .match : .noMatch
         }
-        if let serverSan, !certificate.subjectAlternativeNames.contains(where: { serverSan.matches($0) }) { return false }
+        if let serverSan, !certificate.subjectAlternativeNames.contains(where: { serverSan.matches($0) }) {
+            return .noMatch
+        }
         if let serverCn {
-            guard let cn = certificate.commonName, serverCn.matches(cn) else { return false }
+            guard let cn = certificate.commonName, serverCn.matches(cn) else { return .noMatch }
         }
         if let serverDn {
             guard let dn = certificate.distinguishedName,
-                  DistinguishedName.normalize(dn) == DistinguishedName.normalize(serverDn) else { return false }
+                  DistinguishedName.normalize(dn) == DistinguishedName.normalize(serverDn) else { return .noMatch }
         }
-        if !fingerprintSha256.isEmpty, !fingerprintSha256.contains(certificate.sha256.lowercased()) { return false }
-        if !trustAnchorsPem.isEmpty, !seen.chainVerified { return false }
-        return true
+        let fingerprint = certificate.sha256.lowercased()
+        if !fingerprintSha256.isEmpty, !fingerprintSha256.contains(where: { $0.lowercased() == fingerprint }) {
+            return .noMatch
+        }
+        if !trustAnchorsPem.isEmpty, !verifyChain(trustAnchorsPem) { return .noMatch }
+        return .match
     }
 }
 
@@ -153,7 +177,14 @@ public struct ReferenceEvaluator: Sendable {
                         return Verdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending, sourceGroup: group.id,
                                        rule: rule.id, mode: effectiveMode(group), findings: findings)
                     }
-                    guard block.matches(tls) else { continue }
+                    switch block.decide(tls, verifyChain: { _ in tls.chainVerified }) {
+                    case .match: break
+                    case .noMatch: continue
+                    case .needsCertificate:
+                        if rule.mode == .audit { continue }
+                        return Verdict(verdict: .allow, decision: .allow, decidedBy: .tlsPending, sourceGroup: group.id,
+                                       rule: rule.id, mode: effectiveMode(group), findings: findings)
+                    }
                 }
                 if rule.mode == .audit {
                     if rule.action == .deny {

@@ -157,12 +157,21 @@ public struct TLSObservation: Sendable, Equatable {
     public var certificate: CertificateInfo?
     /// Whether the server chain verified against the rule's trust anchors.
     public var chainVerified: Bool
+    /// Whether the server's flight is still to come: certificate matchers then answer
+    /// "needs certificate" (the flow stays pending) instead of deciding as if it were hidden.
+    public var awaitingCertificate: Bool
+    /// Whether the ClientHello carried an Encrypted Client Hello extension (`sni` is then the
+    /// outer, public name; docs/policy.md, "TLS").
+    public var encryptedClientHello: Bool
 
-    public init(sni: String?, tls13: Bool = false, certificate: CertificateInfo? = nil, chainVerified: Bool = false) {
+    public init(sni: String?, tls13: Bool = false, certificate: CertificateInfo? = nil, chainVerified: Bool = false,
+                awaitingCertificate: Bool = false, encryptedClientHello: Bool = false) {
         self.sni = sni
         self.tls13 = tls13
         self.certificate = certificate
         self.chainVerified = chainVerified
+        self.awaitingCertificate = awaitingCertificate
+        self.encryptedClientHello = encryptedClientHello
     }
 }
 

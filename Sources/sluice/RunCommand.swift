@@ -69,6 +69,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Most flows tracked at once; new flows beyond it are refused and counted.")
     var flowTableSize: Int = 262_144
 
+    @Flag(help: "Keep every transit packet on the AF_XDP workers (no XDP flow offload).")
+    var noOffload = false
+
+    @Option(help: "Idle timeout of UDP flows in seconds.")
+    var udpTimeout: Double = 60
+
     func validate() throws {
         _ = try ListenAddress(apiListen)
         if metricsListen != "off" { _ = try ListenAddress(metricsListen) }
@@ -79,6 +85,7 @@ struct RunCommand: AsyncParsableCommand {
         if let queues, queues < 1 { throw ValidationError("--queues must be at least 1") }
         if dns.redirect && dataplane != .xdp { throw ValidationError("--dns-redirect needs --dataplane xdp") }
         if flowTableSize < 1 { throw ValidationError("--flow-table-size must be at least 1") }
+        if !(udpTimeout > 0) { throw ValidationError("--udp-timeout must be positive") }
         _ = try parsedCores()
     }
 
@@ -134,6 +141,8 @@ struct RunCommand: AsyncParsableCommand {
             configuration.queues = queues
             configuration.cores = try parsedCores()
             configuration.flowTable.capacity = flowTableSize
+            configuration.offload = !noOffload
+            configuration.flowTable.timeouts.udp = udpTimeout
             configuration.dnsRedirectPort = dns.redirectPort
             let log: @Sendable (String) -> Void = { logger.info("\($0)") }
             let plane = if let dnsProxy {
@@ -208,7 +217,9 @@ struct RunCommand: AsyncParsableCommand {
                 })))
         }
         if let xdpControl {
-            services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, logger: logger)))
+            let feed = WiretapFeed(dataplane: xdpControl.dataplane, sink: wiretap, dns: dnsControl)
+            services.append(.init(service: DataplaneService(control: xdpControl, findings: findings, wiretap: feed,
+                                                            logger: logger)))
         }
         if let dnsProxy {
             services.append(.init(service: DNSProxyService(proxy: dnsProxy, logger: logger)))

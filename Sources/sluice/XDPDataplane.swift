@@ -59,16 +59,19 @@ final class XDPDataplaneControl: DataplaneControl, @unchecked Sendable {
     var collectsFindings: Bool { lock.withLock { performanceMode } }
 }
 
-/// Runs until graceful shutdown: drains events into findings, then stops the dataplane.
+/// Runs until graceful shutdown: drains events into findings and the wiretap, then stops the
+/// dataplane.
 struct DataplaneService: Service {
     let control: XDPDataplaneControl
     let findings: FindingRecorder
+    let wiretap: WiretapFeed
     let logger: Logger
 
     func run() async throws {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 await drain()
+                await wiretap.tick()
                 try? await Task.sleep(for: .milliseconds(100))
             }
         } onGracefulShutdown: {
@@ -84,9 +87,16 @@ struct DataplaneService: Service {
         let collect = control.collectsFindings
         let now = Date()
         control.dataplane.drainEvents { event in
-            guard collect, event.kind != .flowCut, let names = control.dataplane.describe(event) else { return }
-            batch.append(
-                DataplaneService.finding(event, policy: names.tag, group: names.group, rule: names.rule, at: now))
+            guard let names = control.dataplane.describe(event) else { return }
+            wiretap.observe(event, names: names, at: now)
+            guard collect, event.kind != .flowCut else { return }
+            var finding = DataplaneService.finding(
+                event, policy: names.tag, group: names.group, rule: names.rule, at: now)
+            if event.kind == .tls {  // a TLS handshake decision: the SNI is the finding's hostname
+                finding.type = "tls_deny"
+                finding.hostname = control.dataplane.tls.serverName(for: event.tuple)
+            }
+            batch.append(finding)
         }
         for finding in batch { await findings.record(finding) }
     }

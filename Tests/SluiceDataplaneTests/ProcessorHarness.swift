@@ -63,19 +63,30 @@ final class ProcessorHarness: @unchecked Sendable {
     let neighbourRequests = SPSCRing<NeighbourRequest>(capacity: 16)
     let pending = PendingCounters()
     let processor: PacketProcessor<NoLearnedAddresses>
+    let tls: TLSInspector
     var forwarding: ForwardingSnapshot? = Topology.snapshot()
     var policy: CompiledPolicy?
     var generation: UInt64 = 1
-    let frame = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
+    let frame = UnsafeMutableRawPointer.allocate(byteCount: 16_384, alignment: 64)
     var length = 0
 
     init(flowTable: FlowTableConfiguration = FlowTableConfiguration(capacity: 1024, shardCount: 4),
-         policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil) {
+         policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil,
+         tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS, offload: OffloadPort? = nil) {
         flows = FlowTable(flowTable, seed: 42)
         self.policy = policy
+        self.tls = TLSInspector(tls)
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
                                     events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0,
-                                    eventsEnabled: eventsEnabled)
+                                    eventsEnabled: eventsEnabled, tls: self.tls, offload: offload)
+    }
+
+    /// A small TLS-pending pool for tests.
+    static var smallTLS: TLSInspectorConfiguration {
+        var configuration = TLSInspectorConfiguration()
+        configuration.maxPendingFlows = 8
+        configuration.rememberedFlows = 64
+        return configuration
     }
 
     deinit {

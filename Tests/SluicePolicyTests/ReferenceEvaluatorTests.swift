@@ -232,4 +232,43 @@ struct LearnedSet: LearnedAddressLookup {
         #expect(policy.evaluate(packet, tls: TLSObservation(sni: "pinned.example", tls13: true)).rule == "pinned")
         #expect(policy.evaluate(packet, tls: TLSObservation(sni: nil)).verdict == .deny)
     }
+
+    /// The compiled tables judge a handshake as the reference evaluator does, including the
+    /// "certificate still to come" state the dataplane uses between ClientHello and Certificate.
+    @Test func compiledTLSLookupAgreesWithTheReference() throws {
+        let text = """
+        {"mode": "enforce", "policy": {"default_policy": "deny", "source_groups": [
+          {"id": "g", "sources": {"cidrs": ["10.0.0.0/8"]}, "rules": [
+            {"id": "audit-deny", "action": "deny", "mode": "audit", "match": {"dst_ports": [443],
+              "tls": {"sni": ".*\\\\.bad"}}},
+            {"id": "api", "action": "allow", "match": {"proto": "tcp", "dst_ports": [443],
+              "tls": {"sni": ["api.example.com"], "server_san": ["api.example.com"]}}},
+            {"id": "open", "action": "allow", "match": {"dst_ports": [443], "tls": {"sni": ".*\\\\.open"}}}
+          ], "default_action": "deny"}]}}
+        """
+        let request = try PolicyParser.parseRequest(jsonBytes: Array(text.utf8)).value
+        let reference = ReferenceEvaluator(request)
+        let compiled = PolicyCompiler.compile(request)
+        struct Fixed: TLSChainVerifying { func verify(anchorsPEM: [String]) -> Bool { false } }
+        let cert = CertificateInfo(subjectAlternativeNames: ["api.example.com"], commonName: nil,
+                                   distinguishedName: nil, sha256: "")
+        let packet = tcp("10.0.0.1", "192.0.2.1", 443)
+        let observations = [
+            TLSObservation(sni: "api.example.com", awaitingCertificate: true),
+            TLSObservation(sni: "api.example.com", certificate: cert),
+            TLSObservation(sni: "api.example.com", tls13: true),
+            TLSObservation(sni: "x.open"), TLSObservation(sni: "x.bad"), TLSObservation(sni: nil),
+        ]
+        for observation in observations {
+            var findings = FindingList()
+            let fast = compiled.lookup(packet, learned: NoLearnedAddresses(), tls: observation, verifier: Fixed(),
+                                       findings: &findings)
+            let slow = reference.evaluate(packet, tls: observation)
+            #expect(fast.verdict == slow.verdict && fast.decidedBy == slow.decidedBy, "\(observation)")
+            #expect(compiled.ruleID(fast.group, fast.rule) == slow.rule, "\(observation)")
+            #expect(findings.held == slow.findings.count, "\(observation)")
+        }
+        #expect(reference.evaluate(packet, tls: observations[0]).decidedBy == .tlsPending)
+        #expect(reference.evaluate(packet, tls: observations[1]).rule == "api")
+    }
 }

@@ -116,6 +116,14 @@ import Testing
         reader = TLSServerFlightReader()
         reader.append(TLSBytes.record([2, 0, 0, 1, 0]) + TLSBytes.record([2, 40], type: 21))
         #expect({ if case .failed = reader.next() { true } else { false } }())
+        // A warning alert (unrecognized_name, as OpenSSL sends it) before the ServerHello is skipped;
+        // a warning close_notify is not.
+        reader = TLSServerFlightReader()
+        reader.append(TLSBytes.record([1, 112], type: 21) + TLSBytes.record(TLSBytes.handshake(2, serverHello)))
+        #expect({ if case .serverHello = reader.next() { true } else { false } }())
+        reader = TLSServerFlightReader()
+        reader.append(TLSBytes.record([1, 0], type: 21))
+        #expect({ if case .failed = reader.next() { true } else { false } }())
         // A bad certificate list: a zero-length certificate.
         reader = TLSServerFlightReader()
         let emptyCertificate = TLSBytes.handshake(11, TLSBytes.vector(3, [0, 0, 0]))

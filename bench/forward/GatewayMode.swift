@@ -12,12 +12,16 @@ enum GatewayMode {
         }
         guard let inside = value("--inside"), let outside = value("--outside"), let policyPath = value("--policy")
         else {
-            say("usage: forward-bench gateway --inside IF --outside IF --policy FILE [--queues N] [--busy-poll]")
+            say("usage: forward-bench gateway --inside IF --outside IF --policy FILE [--queues N] [--cores LIST] [--flow-table-size N] [--busy-poll] [--no-offload]")
             exit(2)
         }
         var configuration = DataplaneConfiguration(inside: inside, outside: outside)
         configuration.queues = value("--queues").flatMap { Int($0) }
         if arguments.contains("--busy-poll") { configuration.idleTimeoutMilliseconds = 0 }
+        // bench/run.sh: worker cores (the generator gets the others) and the flow table size (memory per flow).
+        configuration.cores = value("--cores").map { $0.split(separator: ",").compactMap { Int($0) } }
+        if let size = value("--flow-table-size").flatMap({ Int($0) }) { configuration.flowTable.capacity = size }
+        if arguments.contains("--no-offload") { configuration.offload = false }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: policyPath))
         let parsed = try PolicyParser.parseDocument(try JSONValue.parse(Array(bytes)))
         let dataplane = Dataplane(configuration, learned: NoLearnedAddresses(), log: { say($0) })

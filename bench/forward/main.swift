@@ -56,16 +56,24 @@ final class Rig {
     let neighbours = SPSCRing<NeighbourRequest>(capacity: 16)
     let pending = PendingCounters()
     let processor: PacketProcessor<NoLearnedAddresses>
+    /// Flow offload requests (on, as in `sluice run`): the first packet of each flow pushes one.
+    let offloadRequests = SPSCRing<OffloadRequest>(capacity: 8192)
+    let offloadEnabled = UnsafeAtomic<Bool>.create(true)
 
     init(capacity: Int) {
         flows = FlowTable(FlowTableConfiguration(capacity: capacity, shardCount: 64), seed: 1)
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
-                                    events: events.producer, neighbourRequests: neighbours.producer, worker: 0)
+                                    events: events.producer, neighbourRequests: neighbours.producer, worker: 0,
+                                    offload: OffloadPort(requests: offloadRequests.producer, enabled: offloadEnabled))
     }
+
+    deinit { offloadEnabled.destroy() }
 
     func drainEvents() {
         var consumer = events.consumer
         while consumer.pop() != nil {}
+        var requests = offloadRequests.consumer
+        while requests.pop() != nil {}
     }
 }
 

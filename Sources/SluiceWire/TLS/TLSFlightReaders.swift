@@ -88,7 +88,9 @@ public struct TLSServerFlightReader: Sendable {
     /// Appends the next bytes of the server's stream; then call `next()` until `.needMoreData` or a final event.
     public mutating func append<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         guard finalEvent == nil else { return }
-        if reader.bytesReceived == 0, let first = bytes.first, first != 22 {
+        // A handshake record, or a warning alert first (OpenSSL sends unrecognized_name before the
+        // ServerHello when it has no certificate for the SNI); `next()` judges the alert's level.
+        if reader.bytesReceived == 0, let first = bytes.first, first != 22 && first != 21 {
             finalEvent = .failed(TLSParseError(.notHandshake, at: 0))
             return
         }
@@ -110,6 +112,8 @@ public struct TLSServerFlightReader: Sendable {
                 // after the ServerHello it means an abbreviated handshake with no Certificate.
                 if let serverHello, !serverHello.hidesCertificate { return finish(.certificateHidden) }
                 continue
+            case .alert(let level, let description) where level == 1 && description != 0:
+                continue  // a warning (e.g. unrecognized_name): the handshake goes on
             case .alert, .opaqueRecord:
                 return finish(.failed(TLSParseError(.unexpectedMessage, at: reader.recordsEnd)))
             case .message(let message):
