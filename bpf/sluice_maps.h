@@ -18,6 +18,8 @@
 #define SLUICE_MAP_FLOWS          "sluice_flows"
 #define SLUICE_MAP_EGRESS         "sluice_egress"
 #define SLUICE_MAP_OFFLOAD_GEN    "sluice_offload_gen"
+/* One u32 at key 0: nonzero passes UDP/TCP port-53 packets to the kernel (--dns-redirect). */
+#define SLUICE_MAP_DNS_REDIRECT   "sluice_dns_redirect"
 
 /* XSKMAP size: the highest rx queue index that can be steered, plus one. */
 #define SLUICE_MAX_QUEUES         64

@@ -5,6 +5,8 @@
  *
  *   ARP, ICMPv6 ND (133-137)           -> XDP_PASS (kernel keeps neighbour tables working)
  *   to a gateway address (DNS, API)    -> XDP_PASS (kernel sockets)
+ *   UDP/TCP to port 53, when the       -> XDP_PASS (nftables redirects it to the DNS proxy;
+ *     dns_redirect entry is set           set only on the inside interface's program instance)
  *   multicast/broadcast/link-local     -> XDP_PASS (link scope, never forwarded)
  *   other transit IPv4/IPv6            -> XSKMAP[rx_queue_index] (Swift worker judges it)
  *   no socket on that queue, malformed -> XDP_DROP (fail closed: nothing bypasses the policy)
@@ -87,6 +89,27 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } sluice_offload_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sluice_dns_redirect SEC(".maps");
+
+/* Whether this is DNS (UDP/TCP destination port 53) to hand to the kernel for redirection. */
+static __always_inline int is_redirected_dns(__u8 proto, void *l4, void *end)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&sluice_dns_redirect, &zero);
+	__be16 *ports = l4;
+
+	if (!on || !*on || (proto != IPPROTO_UDP && proto != IPPROTO_TCP))
+		return 0;
+	if ((void *)(ports + 2) > end)
+		return 0;
+	return ports[1] == bpf_htons(53);
+}
 
 /* Per-CPU slot: no atomics needed, XDP runs with preemption off on one CPU. */
 static __always_inline int count(struct xdp_md *ctx, __u32 index, int action)
@@ -218,6 +241,10 @@ static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *end, 
 		return count(ctx, SLUICE_CTR_DROP_MALFORMED, XDP_DROP);
 	if (is_gateway_addr(SLUICE_FAMILY_V4, &ip->daddr, 4))
 		return count(ctx, SLUICE_CTR_PASS_LOCAL, XDP_PASS);
+	/* First fragments only carry the ports; later ones go to the workers (and are denied there). */
+	if ((ip->frag_off & bpf_htons(0x1FFF)) == 0 &&
+	    is_redirected_dns(ip->protocol, (void *)ip + ip->ihl * 4, end))
+		return count(ctx, SLUICE_CTR_PASS_LOCAL, XDP_PASS);
 	/* 224.0.0.0/4 multicast and 255.255.255.255: DHCP, mDNS, IGMP stay on the link. */
 	if ((ip->daddr & bpf_htonl(0xF0000000)) == bpf_htonl(0xE0000000) || ip->daddr == 0xFFFFFFFF)
 		return count(ctx, SLUICE_CTR_PASS_LINK_SCOPE, XDP_PASS);
@@ -265,6 +292,8 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, void *l3, void *end, 
 			return count(ctx, SLUICE_CTR_PASS_ND, XDP_PASS);
 	}
 	if (is_gateway_addr(SLUICE_FAMILY_V6, &ip6->daddr, 16))
+		return count(ctx, SLUICE_CTR_PASS_LOCAL, XDP_PASS);
+	if (is_redirected_dns(ip6->nexthdr, ip6 + 1, end))
 		return count(ctx, SLUICE_CTR_PASS_LOCAL, XDP_PASS);
 	/* ff00::/8 multicast (MLD, DHCPv6) and fe80::/10 link-local are never forwarded. */
 	if (ip6->daddr.s6_addr[0] == 0xFF ||

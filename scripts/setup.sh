@@ -10,8 +10,6 @@ packages=(
     libsqlite3-dev
     # the lab and the integration tests: namespaces, veth, nftables, DNS/HTTP/TLS peers, probes
     iproute2 nftables ethtool iputils-ping curl openssl nsd knot-dnsutils python3 procps psmisc
-    # the DNS proxy benchmark (bench/dns): load generator and a recursive resolver to compare with
-    dnsperf unbound
     # looking inside: BPF programs and maps
     bpftool xdp-tools
 )
@@ -40,6 +38,4 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 # The nsd package starts its own daemon on port 53; the lab runs its own instance in a namespace.
 systemctl disable --now nsd >/dev/null 2>&1 || true
-# Same for unbound: the benchmark starts its own on loopback when it needs one.
-systemctl disable --now unbound >/dev/null 2>&1 || true
 echo "setup: $(swift --version 2>/dev/null | head -1)"

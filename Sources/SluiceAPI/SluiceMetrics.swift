@@ -90,7 +90,8 @@ public final class SluiceMetrics: Sendable {
                 labels: [("counter", name)])
         }
         set("sluice_dns_proxy_present", deps.dnsProxy.isPresent ? 1 : 0, help: "1 when a DNS proxy runs")
-        for (name, value) in await deps.dnsProxy.counters() {
+        let dnsCounters = await deps.dnsProxy.counters()
+        for (name, value) in dnsCounters where !name.hasPrefix(Self.dnsLatencyPrefix) {
             set("sluice_dns_counter", Double(value), help: "DNS proxy counters (/api/v1/stats)",
                 labels: [("counter", name)])
         }
@@ -102,7 +103,52 @@ public final class SluiceMetrics: Sendable {
         set("sluice_wiretap_rate_limited", Double(wiretap.rateLimited),
             help: "Flow events held back by the once-per-second-per-flow limit")
         set("sluice_wiretap_dropped", Double(wiretap.dropped), help: "Flow events dropped from full client buffers")
-        return registry.emitToString()
+        return registry.emitToString() + Self.dnsExposition(dnsCounters)
+    }
+
+    /// Prefix of the DNS proxy's upstream latency histogram in its counters (`/api/v1/stats` keys:
+    /// `upstream_latency_us_le_<bound|inf>` cumulative, `upstream_latency_us_sum`, `_count`).
+    static let dnsLatencyPrefix = "upstream_latency_us_"
+
+    /// The DNS proxy's main counters as Prometheus counters and its upstream latency as a real
+    /// histogram (seconds, cumulative `le` buckets), written by hand because the values are owned
+    /// and counted by the proxy and only read here; the registry's instruments can only be
+    /// incremented, not set to a value read at scrape time. Empty when no proxy runs.
+    static func dnsExposition(_ counters: [String: UInt64]) -> String {
+        guard !counters.isEmpty else { return "" }
+        var text = ""
+        func counterFamily(_ name: String, _ help: String, label: String, _ values: [(String, String)]) {
+            let lines = values.compactMap { value, key in counters[key].map { "\(name){\(label)=\"\(value)\"} \($0)\n" } }
+            guard !lines.isEmpty else { return }
+            text += "# HELP \(name) \(help)\n# TYPE \(name) counter\n" + lines.joined()
+        }
+        counterFamily("sluice_dns_queries_total", "DNS queries judged by policy, by result", label: "result",
+                      [("allowed", "queries_allowed"), ("denied", "queries_denied"), ("audited", "queries_audited")])
+        counterFamily("sluice_dns_nxdomain_total", "NXDOMAIN answers, by cause", label: "cause",
+                      [("policy", "nxdomain_policy"), ("upstream", "nxdomain_upstream")])
+        counterFamily("sluice_dns_cache_total", "Allowed queries answered from the cache or upstream", label: "result",
+                      [("hit", "cache_hits"), ("miss", "cache_misses")])
+        // The histogram: bounds in microseconds in the keys, seconds in the exposition.
+        var buckets: [(bound: UInt64?, count: UInt64)] = []
+        for (key, value) in counters where key.hasPrefix(Self.dnsLatencyPrefix + "le_") {
+            let bound = key.dropFirst(Self.dnsLatencyPrefix.count + 3)
+            if bound == "inf" {
+                buckets.append((nil, value))
+            } else if let microseconds = UInt64(bound) {
+                buckets.append((microseconds, value))
+            }
+        }
+        guard !buckets.isEmpty else { return text }
+        buckets.sort { ($0.bound ?? .max) < ($1.bound ?? .max) }
+        let name = "sluice_dns_upstream_latency_seconds"
+        text += "# HELP \(name) Latency of exchanges with upstream resolvers\n# TYPE \(name) histogram\n"
+        for (bound, count) in buckets {
+            let le = bound.map { "\(Double($0) / 1_000_000)" } ?? "+Inf"
+            text += "\(name)_bucket{le=\"\(le)\"} \(count)\n"
+        }
+        let sum = Double(counters[Self.dnsLatencyPrefix + "sum"] ?? 0) / 1_000_000
+        text += "\(name)_sum \(sum)\n\(name)_count \(counters[Self.dnsLatencyPrefix + "count"] ?? buckets.last?.count ?? 0)\n"
+        return text
     }
 }
 

@@ -27,6 +27,8 @@ public final class DNSAnswerCache: Sendable {
     struct Entry {
         /// The upstream response, without its OPT record.
         var message: DNSMessage
+        /// The wire form for fast hits; nil when the message does not fit one.
+        var template: DNSReplyTemplate?
         var storedAt: UInt64
         var expiresAt: UInt64
         var sequence: UInt64
@@ -77,6 +79,17 @@ public final class DNSAnswerCache: Sendable {
         }
     }
 
+    /// The cached answer to `question` in wire form and its age in seconds, or nil (not cached, expired,
+    /// or held without a template: then `lookup` has it).
+    func lookupTemplate(_ question: DNSQuestion, now: UInt64) -> (template: DNSReplyTemplate, age: UInt32)? {
+        state.withLock { state -> (DNSReplyTemplate, UInt32)? in
+            guard let entry = state.entries[question], entry.expiresAt > now, let template = entry.template else {
+                return nil
+            }
+            return (template, UInt32(min((now - entry.storedAt) / 1000, UInt64(UInt32.max))))
+        }
+    }
+
     /// How long `response` may be cached, in seconds: the smallest TTL of its records for an answer, the
     /// SOA's negative TTL (min of its TTL and MINIMUM field) for NXDOMAIN and NODATA; nil when it must not
     /// be cached at all.
@@ -103,10 +116,11 @@ public final class DNSAnswerCache: Sendable {
         guard configuration.maxEntries > 0, let ttl = cacheTTL(of: response) else { return }
         var message = response
         message.edns = nil
+        let template = DNSReplyTemplate(message)  // outside the lock: it serialises
         state.withLock { state in
             state.sequence += 1
-            state.entries[question] = Entry(message: message, storedAt: now, expiresAt: now + UInt64(ttl) * 1000,
-                                            sequence: state.sequence)
+            state.entries[question] = Entry(message: message, template: template, storedAt: now,
+                                            expiresAt: now + UInt64(ttl) * 1000, sequence: state.sequence)
             state.order.append((question, state.sequence))
             while state.entries.count > configuration.maxEntries, state.orderHead < state.order.count {
                 let (key, sequence) = state.order[state.orderHead]

@@ -7,7 +7,9 @@
 //                   └──hit────────────┴─► learn A/AAAA (through CNAMEs) for the allowing rule ─► reply
 //
 // The active policy is swapped at runtime by the control plane (`setPolicy`); a query reads it once, so
-// it is judged by one policy from start to end.
+// it is judged by one policy from start to end. `prepare` does everything that does not wait (on the UDP
+// listener's event loop: denials and cache hits are answered there), `complete` builds the reply once
+// the upstreams answered; `answer` strings the two together over fresh upstream sockets (TCP clients).
 import NIOCore
 import NIOPosix
 import SluicePolicy
@@ -22,6 +24,10 @@ public struct DNSProxyConfiguration: Sendable {
     public var upstreams: [SocketAddress]
     /// How long one upstream exchange (UDP, or the TCP retry) may take.
     public var upstreamTimeout: TimeAmount = .seconds(2)
+    /// Connected UDP sockets per upstream on each listener's event loop (DNSUpstreamPool).
+    public var upstreamSocketsPerLoop: Int = 4
+    /// Queries a pooled upstream socket carries before it is replaced by one on a new random port.
+    public var upstreamSocketReuse: Int = 10_000
     /// Most queries being answered at once; beyond it UDP queries are dropped (the client retries).
     public var maxInFlight: Int = 4096
     /// Largest UDP reply sent, whatever the client's EDNS buffer says (RFC 6891; the flag-day value).
@@ -114,35 +120,77 @@ public final class DNSProxy: Sendable {
 
     /// The reply to the query `bytes` from `source` (wire form, without a TCP length prefix), or nil when
     /// nothing should be sent. `overTCP` lifts the UDP size limit. Never throws, never traps on input.
+    /// Forwarded queries use a fresh upstream socket each (the UDP listener uses its pool instead).
     public func answer(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool) async -> [UInt8]? {
+        switch prepare(bytes, from: source, overTCP: overTCP) {
+        case .reply(let reply): return reply
+        case .drop: return nil
+        case .forward(let request):
+            var reply: DNSMessage?
+            for server in configuration.upstreams {
+                if let answer = await exchange(request.outgoingBytes, request.outgoing, server) {
+                    reply = answer
+                    break
+                }
+            }
+            return complete(request, upstreamReply: reply)
+        }
+    }
+
+    /// What `prepare` decided for one query.
+    enum Prepared {
+        /// Send these bytes.
+        case reply([UInt8])
+        /// Send nothing.
+        case drop
+        /// Ask the upstreams, then `complete`.
+        case forward(ForwardRequest)
+    }
+
+    /// An allowed query that has to go upstream, with what `complete` needs afterwards.
+    struct ForwardRequest {
+        let query: DNSMessage
+        let question: DNSQuestion
+        let decision: DNSDecision
+        let policy: DNSPolicy
+        let name: String
+        let limit: Int
+        /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
+        let outgoing: DNSMessage
+        let outgoingBytes: [UInt8]
+    }
+
+    /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
+    /// (the listener's event loop), so deny and hit answers never hop to another thread.
+    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool) -> Prepared {
         let query: DNSMessage
         do {
             query = try DNSMessage(parsing: bytes)
         } catch {
             if let reply = DNSMessage.formatErrorResponse(toUnparsable: bytes) {
                 counters.increment(.formerr)
-                return reply
+                return .reply(reply)
             }
             counters.increment(.droppedMalformed)
-            return nil
+            return .drop
         }
         guard !query.header.isResponse else {
             counters.increment(.droppedMalformed)  // a response sent to us: answering could start a loop
-            return nil
+            return .drop
         }
         let limit = overTCP ? 65_535 : udpLimit(query)
         guard query.header.opcode == 0 else {
             counters.increment(.notImplemented)
-            return query.errorResponse(.notImplemented).serialized(maxSize: limit)
+            return .reply(query.errorResponse(.notImplemented).serialized(maxSize: limit))
         }
         guard query.questions.count == 1, let question = query.questions.first else {
             counters.increment(.formerr)
-            return query.errorResponse(.formatError).serialized(maxSize: limit)
+            return .reply(query.errorResponse(.formatError).serialized(maxSize: limit))
         }
         counters.increment(.queries)
         guard let policy = activePolicy else {
             counters.increment(.refusedNoPolicy)
-            return query.errorResponse(.refused).serialized(maxSize: limit)
+            return .reply(query.errorResponse(.refused).serialized(maxSize: limit))
         }
         let name = question.name.text
         let decision = policy.judge(source: source, name: name)
@@ -153,27 +201,98 @@ public final class DNSProxy: Sendable {
             if let group = decision.claimingGroup {
                 counters.increment(.learnedWithdrawn, by: UInt64(learned.withdraw(hostname: name, group: group)))
             }
-            return query.errorResponse(.nameError).serialized(maxSize: limit)
+            return .reply(query.errorResponse(.nameError).serialized(maxSize: limit))
         }
         counters.increment(.allowed)
         if decision.verdict.decision == .deny { counters.increment(.audited) }
 
-        let reply: DNSMessage
-        if let cached = cache.lookup(question, now: learned.now()) {
+        let now = learned.now()
+        // The fast hit: the stored wire form with this client's id, flags, question and EDNS patched in.
+        if let hit = cache.lookupTemplate(question, now: now),
+           let reply = hit.template.reply(
+               to: bytes, header: query.header, questionLength: question.name.wireBytes.count, edns: query.edns,
+               age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
             counters.increment(.cacheHits)
-            reply = cachedReply(cached, to: query)
-        } else {
-            counters.increment(.cacheMisses)
-            guard let fresh = await forward(query) else {
-                counters.increment(.servfail)
-                return query.errorResponse(.serverFailure).serialized(maxSize: limit)
+            let template = hit.template, age = hit.age
+            if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
+            if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
+                learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) }, group: allowing.group,
+                      rule: allowing.rule, decision: decision, hostname: name)
             }
-            cache.store(fresh, for: question, now: learned.now())
-            reply = fresh
+            return .reply(reply)
         }
+        if let cached = cache.lookup(question, now: now) {
+            counters.increment(.cacheHits)
+            let reply = cachedReply(cached, to: query)
+            if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
+            teach(reply, decision: decision, policy: policy, hostname: name)
+            return .reply(reply.serialized(maxSize: limit))
+        }
+        counters.increment(.cacheMisses)
+        var outgoing = query
+        outgoing.header.id = UInt16.random(in: 0...UInt16.max)
+        // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
+        if var edns = outgoing.edns {
+            edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
+            outgoing.edns = edns
+        }
+        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: outgoing.header.id, udpPayloadSize: outgoing.edns?
+            .udpPayloadSize) ?? outgoing.serialized(compressNames: true)
+        return .forward(ForwardRequest(
+            query: query, question: question, decision: decision, policy: policy, name: name, limit: limit,
+            outgoing: outgoing, outgoingBytes: outgoingBytes))
+    }
+
+    /// The client's query bytes for the upstream leg: `id` and, in the OPT record, our UDP payload size
+    /// patched in (the same message `outgoing.serialized()` would give, without building it). Nil when the
+    /// bytes do not walk cleanly (the caller serialises instead). `bytes` parsed as a DNSMessage already.
+    static func upstreamQueryBytes(_ bytes: [UInt8], id: UInt16, udpPayloadSize: UInt16?) -> [UInt8]? {
+        guard bytes.count >= 12 else { return nil }
+        var out = bytes
+        out[0] = UInt8(id >> 8)
+        out[1] = UInt8(truncatingIfNeeded: id)
+        guard let udpPayloadSize else { return out }
+        guard DNSReplyTemplate.readU16(bytes, 4) == 1, let nameEnd = DNSReplyTemplate.skipName(bytes, at: 12) else {
+            return nil
+        }
+        var position = nameEnd + 4
+        let records = Int(DNSReplyTemplate.readU16(bytes, 6)) + Int(DNSReplyTemplate.readU16(bytes, 8))
+            + Int(DNSReplyTemplate.readU16(bytes, 10))
+        for _ in 0..<records {
+            guard let end = DNSReplyTemplate.skipName(bytes, at: position), end + 10 <= bytes.count else { return nil }
+            if DNSReplyTemplate.readU16(bytes, end) == DNSRecordType.opt.rawValue {
+                out[end + 2] = UInt8(udpPayloadSize >> 8)
+                out[end + 3] = UInt8(truncatingIfNeeded: udpPayloadSize)
+                return out
+            }
+            position = end + 10 + Int(DNSReplyTemplate.readU16(bytes, end + 8))
+        }
+        return nil
+    }
+
+    /// The reply to a forwarded query once the upstreams answered (`upstreamReply`: the first usable
+    /// answer as received, id still the upstream leg's; nil: all failed). `upstreamBytes`: its wire form,
+    /// sent on with only the id patched when that is all the client needs.
+    func complete(_ request: ForwardRequest, upstreamReply: DNSMessage?, upstreamBytes: [UInt8]? = nil) -> [UInt8] {
+        let query = request.query
+        guard var reply = upstreamReply else {
+            counters.increment(.servfail)
+            return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
+        }
+        cache.store(reply, for: request.question, now: learned.now())
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
-        teach(reply, decision: decision, policy: policy, hostname: name)
-        return reply.serialized(maxSize: limit)
+        teach(reply, decision: request.decision, policy: request.policy, hostname: request.name)
+        // The upstream's bytes carry our question as the client wrote it (the outgoing query is a copy);
+        // they pass as they are when the client's OPT presence matches and they fit its buffer.
+        if var bytes = upstreamBytes, bytes.count >= 12, bytes.count <= request.limit,
+           (query.edns == nil) == (reply.edns == nil) {
+            bytes[0] = UInt8(query.header.id >> 8)
+            bytes[1] = UInt8(truncatingIfNeeded: query.header.id)
+            return bytes
+        }
+        reply.header.id = query.header.id
+        if query.edns == nil { reply.edns = nil }
+        return reply.serialized(maxSize: request.limit)
     }
 
     /// The UDP size limit for a reply to `query`: 512 without EDNS, else its buffer size within our bound.
@@ -201,6 +320,11 @@ public final class DNSProxy: Sendable {
             default: continue
             }
         }
+        learn(addresses, group: group, rule: rule, decision: decision, hostname: hostname)
+    }
+
+    private func learn(_ addresses: [(address: IPAddress, ttl: UInt32)], group: Int, rule: Int,
+                       decision: DNSDecision, hostname: String) {
         guard !addresses.isEmpty else { return }
         learned.learn(hostname: hostname, group: group, rule: rule, groupID: decision.verdict.sourceGroup ?? "",
                       ruleID: decision.verdict.rule ?? "", addresses: addresses)
@@ -218,27 +342,8 @@ public final class DNSProxy: Sendable {
         return reply
     }
 
-    /// Asks the upstreams in order; nil when none gave a usable answer. The reply carries the client's id
-    /// and, when the client sent no OPT record, none either.
-    private func forward(_ query: DNSMessage) async -> DNSMessage? {
-        var outgoing = query
-        outgoing.header.id = UInt16.random(in: 0...UInt16.max)
-        // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
-        if var edns = outgoing.edns {
-            edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
-            outgoing.edns = edns
-        }
-        let bytes = outgoing.serialized(compressNames: true)
-        for server in configuration.upstreams {
-            guard var reply = await exchange(bytes, outgoing, server) else { continue }
-            reply.header.id = query.header.id
-            if query.edns == nil { reply.edns = nil }
-            return reply
-        }
-        return nil
-    }
-
-    /// One upstream: UDP, then TCP when the answer was truncated. Nil on timeout, error or an error rcode.
+    /// One upstream over fresh sockets: UDP, then TCP when the answer was truncated. Nil on timeout, error
+    /// or an error rcode.
     private func exchange(_ bytes: [UInt8], _ outgoing: DNSMessage, _ server: SocketAddress) async -> DNSMessage? {
         let timeout = configuration.upstreamTimeout
         let started = CoarseClock.preciseMicroseconds()

@@ -1,6 +1,9 @@
-// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. Each query is
-// answered in its own task (DNSProxy.answer) and the reply written back on the channel it came from;
-// TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
+// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. A UDP query is
+// handled on the listener's event loop: parsed, judged and, when denied or cached, answered right
+// there (replies of one read burst leave in one flush, sendmmsg); a forwarded one goes out on the
+// loop's pool of long-lived upstream sockets (DNSUpstreamPool) and is answered from its read. Datagrams
+// are read in bursts (recvmmsg). TCP queries are answered in a task each (DNSProxy.answer, fresh
+// upstream sockets); TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
 // the listeners as a swift-service-lifecycle Service for `sluice run`.
 import Logging
 import NIOCore
@@ -28,9 +31,14 @@ public final class DNSProxyServer: Sendable {
     {
         var channels: [any Channel] = []
         do {
-            for address in proxy.configuration.listen {
+            var index = 0
+            var attempt = 0
+            while index < proxy.configuration.listen.count {
+                let address = proxy.configuration.listen[index]
                 let udp = try await DatagramBootstrap(group: group)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
+                    .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
@@ -47,7 +55,7 @@ public final class DNSProxyServer: Sendable {
                     return copy
                 } ?? address
                 let idle = proxy.configuration.tcpIdleTimeout
-                let tcp = try await ServerBootstrap(group: group)
+                let tcpBootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
@@ -56,8 +64,19 @@ public final class DNSProxyServer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(DNSTCPQueryHandler(proxy: proxy))
                         }
                     }
-                    .bind(to: tcpAddress).get()
+                let tcp: any Channel
+                do {
+                    tcp = try await tcpBootstrap.bind(to: tcpAddress).get()
+                } catch let error as IOError where error.errnoCode == EADDRINUSE && address.port == 0 && attempt < 5 {
+                    // Port 0: the number UDP got may be taken for TCP (another socket's ephemeral port).
+                    try? await udp.close()
+                    channels.removeLast()
+                    attempt += 1
+                    continue
+                }
                 channels.append(tcp)
+                attempt = 0
+                index += 1
             }
         } catch {
             for channel in channels { try? await channel.close() }
@@ -72,22 +91,60 @@ public final class DNSProxyServer: Sendable {
     }
 }
 
-/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4).
-func policyAddress(_ address: SocketAddress?) -> IPAddress? {
-    guard let text = address?.ipAddress, let parsed = IPAddress(text) else { return nil }
-    if case .v6(let value) = parsed, value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
-    return parsed
+/// Datagrams read per system call (recvmmsg) on the UDP listener and the pooled upstream sockets.
+let dnsVectorReadCount = 32
+/// Room for `dnsVectorReadCount` datagrams of up to 4 KiB each: NIO splits one buffer among the messages
+/// of a vector read, and a datagram longer than its share would be cut (then it fails to parse).
+var dnsVectorReadAllocator: FixedSizeRecvByteBufferAllocator {
+    FixedSizeRecvByteBufferAllocator(capacity: dnsVectorReadCount * 4096)
 }
 
-/// Reads datagrams and answers each in a task. Runs on the listener's event loop.
+/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4). Read from the socket
+/// address's bytes: formatting it as text and parsing that back cost more than judging the query.
+func policyAddress(_ address: SocketAddress?) -> IPAddress? {
+    switch address {
+    case .v4(let v4):
+        return .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+    case .v6(let v6):
+        var value: UInt128 = 0
+        withUnsafeBytes(of: v6.address.sin6_addr) { bytes in
+            for byte in bytes { value = value << 8 | UInt128(byte) }
+        }
+        if value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
+        return .v6(value)
+    default:
+        return nil
+    }
+}
+
+/// Answers datagrams on the listener's event loop; forwards through this loop's upstream pool.
 private final class DNSUDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     let proxy: DNSProxy
+    private var pool: DNSUpstreamPool?
+    /// Replies written since the last flush.
+    private var unflushed = false
 
     init(proxy: DNSProxy) {
         self.proxy = proxy
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pool = DNSUpstreamPool(eventLoop: context.eventLoop, proxy: proxy)
+        let channel = context.channel
+        pool.onBatchEnd = { [weak self] in
+            guard let self, self.unflushed else { return }
+            self.unflushed = false
+            channel.flush()
+        }
+        self.pool = pool
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pool?.close()
+        pool = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -95,16 +152,42 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
         guard let source = policyAddress(envelope.remoteAddress) else { return }
         guard proxy.enter() else { return }
         let bytes = Array(envelope.data.readableBytesView)
-        let channel = context.channel
-        let proxy = self.proxy
         let client = envelope.remoteAddress
-        Task {
-            defer { proxy.leave() }
-            guard let reply = await proxy.answer(bytes, from: source, overTCP: false) else { return }
-            var buffer = channel.allocator.buffer(capacity: reply.count)
-            buffer.writeBytes(reply)
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        switch proxy.prepare(bytes, from: source, overTCP: false) {
+        case .reply(let reply):
+            proxy.leave()
+            send(reply, to: client, on: context.channel)
+        case .drop:
+            proxy.leave()
+        case .forward(let request):
+            guard let pool else {
+                proxy.leave()
+                return
+            }
+            let channel = context.channel
+            let proxy = self.proxy
+            pool.forward(request) { [weak self] reply, replyBytes in
+                proxy.leave()
+                let answer = proxy.complete(request, upstreamReply: reply, upstreamBytes: replyBytes)
+                self?.send(answer, to: client, on: channel)
+            }
         }
+    }
+
+    private func send(_ reply: [UInt8], to client: SocketAddress, on channel: any Channel) {
+        var buffer = channel.allocator.buffer(capacity: reply.count)
+        buffer.writeBytes(reply)
+        channel.write(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        unflushed = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        pool?.flushQueries()  // the burst's forwarded queries leave together (sendmmsg)
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

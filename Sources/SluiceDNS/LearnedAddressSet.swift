@@ -182,6 +182,9 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
 
     /// Binds `addresses` (each with its chain TTL) of `hostname` to the rule that allowed it. An address
     /// already bound keeps the later of its old and new expiry.
+    /// A binding is refreshed only when an answer extends it by more than this (docs/dns.md, Learning).
+    static let refreshSlackMilliseconds: UInt64 = 1_000
+
     public func learn(hostname: String, group: Int, rule: Int, groupID: String, ruleID: String,
                       addresses: [(address: IPAddress, ttl: UInt32)]) {
         guard !addresses.isEmpty else { return }
@@ -197,6 +200,9 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                 state.sequence += 1
                 let sequence = state.sequence
                 if var binding = state.names[name]?[key] {
+                    // Already good until (nearly) then: the same answer again, from the cache or a client
+                    // asking twice. Skipping it spares the order list and the table a write per query.
+                    if binding.expiry >= expiry &- Self.refreshSlackMilliseconds { continue }
                     binding.expiry = max(binding.expiry, expiry)
                     binding.sequence = sequence
                     state.names[name]![key] = binding

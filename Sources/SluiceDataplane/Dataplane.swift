@@ -50,6 +50,9 @@ public struct DataplaneConfiguration: Sendable {
     public var offload = true
     /// Offload requests per worker ring.
     public var offloadRingCapacity = 4096
+    /// Transparent DNS: UDP/TCP port 53 arriving on the inside interface goes to the kernel and is
+    /// redirected to this local port (the DNS proxy) instead of being judged as transit (docs/dns.md).
+    public var dnsRedirectPort: Int?
 
     public init(inside: String, outside: String) {
         self.inside = inside
@@ -163,7 +166,12 @@ public final class Dataplane: @unchecked Sendable {
             outsideIndex: attachments[1].interfaceIndex, flows: flows, workers: queues,
             ringCapacity: settings.offloadRingCapacity, configured: settings.offload, log: log)
         log("flow offload: \(settings.offload ? "on" : "off (--no-offload)")")
-        forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside)
+        forwardBlock = try ForwardPathBlock.install(inside: settings.inside, outside: settings.outside,
+                                                    dnsRedirectPort: settings.dnsRedirectPort)
+        if let port = settings.dnsRedirectPort {
+            try programs[0].setDNSRedirect(true)  // programs[0] is the inside interface's
+            log("DNS redirect: port 53 from \(settings.inside) to the local DNS proxy on port \(port)")
+        }
         log("nftables: table inet \(ForwardPathBlock.tableName) blocks kernel forwarding between "
             + "\(settings.inside) and \(settings.outside)")
         stopFlag.store(false, ordering: .relaxed)

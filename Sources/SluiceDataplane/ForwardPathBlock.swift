@@ -2,7 +2,9 @@
 // the dataplane runs, an nftables table `inet sluice` drops transit between them on the
 // forward hook. AF_XDP traffic never reaches that hook; only what the XDP program passes to
 // the kernel could, and none of that may be routed across. Installed at start, removed at stop
-// (and replaced, not duplicated, when a crashed run left it behind).
+// (and replaced, not duplicated, when a crashed run left it behind). With DNS redirection the same
+// table also holds a prerouting nat chain sending port-53 traffic from the inside interface to the
+// local DNS proxy (conntrack rewrites the replies' source back to the resolver the workload asked).
 
 import Foundation
 
@@ -15,7 +17,18 @@ public final class ForwardPathBlock: @unchecked Sendable {
     private init() {}
 
     /// Installs (or replaces) the table dropping forwarded traffic between the two interfaces.
-    public static func install(inside: String, outside: String) throws -> ForwardPathBlock {
+    public static func install(inside: String, outside: String, dnsRedirectPort: Int? = nil) throws
+        -> ForwardPathBlock
+    {
+        let redirect = dnsRedirectPort.map { port in
+            """
+                chain dns_redirect {
+                    type nat hook prerouting priority dstnat; policy accept;
+                    iifname "\(inside)" meta l4proto { udp, tcp } th dport 53 counter redirect to :\(port)
+                }
+
+            """
+        } ?? ""
         // "table; delete table; table {...}" in one transaction: idempotent, atomic.
         let ruleset = """
             table inet \(tableName)
@@ -26,7 +39,7 @@ public final class ForwardPathBlock: @unchecked Sendable {
                     iifname "\(inside)" oifname "\(outside)" counter drop
                     iifname "\(outside)" oifname "\(inside)" counter drop
                 }
-            }
+            \(redirect)}
 
             """
         try runNFT(["-f", "-"], input: ruleset)

@@ -97,6 +97,8 @@ public final class XDPProgram {
     let flowMapFD: Int32
     private let egressMapFD: Int32
     private let offloadGenerationMapFD: Int32
+    /// The DNS redirect switch (-1 in an object built before it existed).
+    private let dnsRedirectMapFD: Int32
 
     /// Finds the object file (see the file header for the search order), or nil.
     public static func locateObject(sourceFile: String = #filePath) -> String? {
@@ -153,6 +155,7 @@ public final class XDPProgram {
             flowMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_FLOWS, path)
             egressMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_EGRESS, path)
             offloadGenerationMapFD = try XDPProgram.mapFD(object, SLUICE_MAP_OFFLOAD_GEN, path)
+            dnsRedirectMapFD = bpf_object__find_map_fd_by_name(object, SLUICE_MAP_DNS_REDIRECT)
             precondition(XDPCounter.allCases.count == Int(SLUICE_CTR_MAX.rawValue), "XDPCounter out of sync with sluice_maps.h")
         } catch {
             bpf_object__close(object)
@@ -214,6 +217,19 @@ public final class XDPProgram {
                         + "stop that process first (\(SystemError("bpf_xdp_detach", code: detached)))")
             }
             log("XDP: replaced stale \(SLUICE_XDP_PROG_NAME) (id \(id), \(mode.rawValue) mode) on \(interface)")
+        }
+    }
+
+    /// Makes the program pass UDP/TCP port-53 packets to the kernel (where nftables redirects them to the
+    /// DNS proxy) instead of the workers; set on the inside interface's instance only.
+    public func setDNSRedirect(_ enabled: Bool) throws {
+        guard dnsRedirectMapFD >= 0 else {
+            throw DataplaneError("\(objectPath) has no map \(SLUICE_MAP_DNS_REDIRECT): rebuild it (bpf/build.sh)")
+        }
+        var key: UInt32 = 0
+        var value: UInt32 = enabled ? 1 : 0
+        _ = try System.check("bpf_map_update_elem(\(SLUICE_MAP_DNS_REDIRECT))") {
+            bpf_map_update_elem(dnsRedirectMapFD, &key, &value, UInt64(BPF_ANY))
         }
     }
 

@@ -36,11 +36,14 @@ public struct LabController {
         public var sluice: String
         /// The policy file (envelope) to load through the API.
         public var policyFile: String
+        /// Appended to the gateway's `sluice run` command line (tests: short DNS grace, for instance).
+        public var extraArguments: [String]
 
         /// Options for the gateway.
-        public init(sluice: String, policyFile: String) {
+        public init(sluice: String, policyFile: String, extraArguments: [String] = []) {
             self.sluice = sluice
             self.policyFile = policyFile
+            self.extraArguments = extraArguments
         }
     }
 
@@ -177,8 +180,9 @@ public struct LabController {
             atPath: paths.token, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
 
         let help = try runner.run([options.sluice, "run", "--help"])
-        let launch = GatewayLaunch(
+        var launch = GatewayLaunch(
             sluice: options.sluice, runHelp: help.stdout + help.stderr, topology: topology, paths: paths)
+        launch.argv += options.extraArguments
         for warning in launch.warnings { progress("WARNING: \(warning)") }
         let pid = try start(.gateway, launch.argv, in: topology.gatewayInside.namespace)
         try waitUntilListening(.gateway, pid: pid, timeout: 60)

@@ -1,6 +1,7 @@
-// The DNS proxy wired into `sluice run`: parsing `--dns-listen` / `--dns-upstream`, feeding the proxy
-// every deployed policy, sending its findings to the API's FindingRecorder, and showing its learned
-// addresses and counters through the API's DNSProxyControl.
+// The DNS proxy wired into `sluice run`: its command-line options (`--dns-*`, one OptionGroup so
+// RunCommand stays small), feeding the proxy every deployed policy (or the `--policy` file while the
+// store has none), sending its findings to the API's FindingRecorder, and showing its learned
+// addresses, counters and latency histogram through the API's DNSProxyControl.
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -48,18 +49,71 @@ struct DNSProxyAdapter: DNSProxyControl {
     }
 }
 
-enum DNSProxySetup {
-    /// A proxy for the command line's addresses, or nil when no `--dns-listen` was given.
-    static func makeProxy(listen: [String], upstreams: [String]) throws -> DNSProxy? {
+/// `sluice run`'s DNS proxy options (docs/dns.md has the defaults and why).
+struct DNSProxyOptions: ParsableArguments {
+    @Option(name: .customLong("dns-listen"), help: "Run the DNS proxy on ADDR:PORT, UDP and TCP (repeatable).")
+    var listen: [String] = []
+
+    @Option(
+        name: .customLong("dns-upstream"),
+        help: "Upstream resolver ADDR[:PORT] for the DNS proxy (repeatable, tried in order; port 53 by default).")
+    var upstreams: [String] = []
+
+    @Option(name: .customLong("dns-learned-grace"),
+            help: "Seconds a learned address stays usable after its record's TTL ran out.")
+    var learnedGrace: UInt32 = LearnedAddressConfiguration().graceSeconds
+
+    @Option(name: .customLong("dns-learned-minimum"),
+            help: "Smallest TTL (seconds) a learned address is kept for, whatever the record says.")
+    var learnedMinimum: UInt32 = LearnedAddressConfiguration().minimumTTLSeconds
+
+    @Option(name: .customLong("dns-learned-max-entries"),
+            help: "Most learned (hostname, rule, address) bindings; the oldest is evicted beyond it.")
+    var learnedMaxEntries: Int = LearnedAddressConfiguration().maxEntries
+
+    @Option(name: .customLong("dns-cache-entries"), help: "Most answers the DNS proxy caches (0: no cache).")
+    var cacheEntries: Int = DNSCacheConfiguration().maxEntries
+
+    @Flag(name: .customLong("dns-redirect"), help: """
+        Redirect UDP/TCP port 53 from the inside interface to the DNS proxy, whatever resolver it was \
+        sent to (--dataplane xdp; the proxy must listen on the inside interface's primary address).
+        """)
+    var redirect = false
+
+    /// The local port redirected DNS goes to (the first --dns-listen's), when --dns-redirect is on.
+    var redirectPort: Int? {
+        guard redirect, let first = listen.first else { return nil }
+        return try? ListenAddress(first).port
+    }
+
+    func validate() throws {
+        if learnedMaxEntries < 1 { throw ValidationError("--dns-learned-max-entries must be at least 1") }
+        if cacheEntries < 0 { throw ValidationError("--dns-cache-entries must not be negative") }
+        if redirect && listen.isEmpty { throw ValidationError("--dns-redirect needs --dns-listen") }
+        if !listen.isEmpty && upstreams.isEmpty {
+            throw ValidationError("--dns-listen needs at least one --dns-upstream")
+        }
+    }
+
+    /// A proxy for these options, or nil when no `--dns-listen` was given.
+    func makeProxy() throws -> DNSProxy? {
         guard !listen.isEmpty else { return nil }
         guard !upstreams.isEmpty else { throw ValidationError("--dns-listen needs at least one --dns-upstream") }
         let listenAddresses = try listen.map { text -> SocketAddress in
             let parsed = try ListenAddress(text)
             return try SocketAddress(ipAddress: parsed.host, port: parsed.port)
         }
-        return DNSProxy(configuration: DNSProxyConfiguration(listen: listenAddresses,
-                                                            upstreams: try upstreams.map(upstreamAddress)))
+        var configuration = DNSProxyConfiguration(
+            listen: listenAddresses, upstreams: try upstreams.map(DNSProxySetup.upstreamAddress))
+        configuration.learned.graceSeconds = learnedGrace
+        configuration.learned.minimumTTLSeconds = learnedMinimum
+        configuration.learned.maxEntries = learnedMaxEntries
+        configuration.cache.maxEntries = cacheEntries
+        return DNSProxy(configuration: configuration)
     }
+}
+
+enum DNSProxySetup {
 
     /// `ADDR`, `ADDR:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 53 when left out.
     static func upstreamAddress(_ text: String) throws -> SocketAddress {
@@ -74,12 +128,17 @@ enum DNSProxySetup {
         }
     }
 
-    /// Feeds the proxy every deployed policy and sends its findings to the recorder.
-    static func connect(_ proxy: DNSProxy, deployer: PolicyDeployer, findings: FindingRecorder) async {
+    /// Feeds the proxy every deployed policy and sends its findings to the recorder. `local` (the
+    /// `--policy` file) is in force from now on and whenever the store has no active policy, the same
+    /// precedence the dataplane follows (XDPDataplane.swift), so DNS and packets are judged alike.
+    static func connect(_ proxy: DNSProxy, deployer: PolicyDeployer, findings: FindingRecorder,
+                        local: (id: String, request: PolicyRequest)?) async {
+        let localPolicy = local.map { DNSPolicy(policyID: $0.id, mode: $0.request.mode, config: $0.request.policy) }
+        if let localPolicy { proxy.setPolicy(localPolicy) }
         await deployer.addObserver { document in
             proxy.setPolicy(document.map {
                 DNSPolicy(policyID: $0.policyID, version: $0.version, mode: $0.mode, config: $0.config)
-            })
+            } ?? localPolicy)
         }
         proxy.setFindingSink { finding in
             let now = Date()

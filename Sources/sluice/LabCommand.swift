@@ -49,12 +49,18 @@ struct LabCommand: ParsableCommand {
         @Option(help: "The sluice binary to run as the gateway (default: this one), e.g. another branch's build.")
         var gatewayBinary: String?
 
+        @Option(
+            parsing: .unconditionalSingleValue,
+            help: "One more argument for the gateway's `sluice run` (repeatable), e.g. --gateway-arg --dns-learned-grace --gateway-arg 1.")
+        var gatewayArg: [String] = []
+
         func run() throws {
             let controller = selection.controller()
             var options: LabController.GatewayOptions?
             if !noGateway {
                 let sluice = try gatewayBinary ?? Self.ownExecutable()
-                options = .init(sluice: sluice, policyFile: try policy ?? Self.defaultPolicyFile())
+                options = .init(sluice: sluice, policyFile: try policy ?? Self.defaultPolicyFile(),
+                                extraArguments: gatewayArg)
             }
             let info: LabInfo
             do {

@@ -44,13 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Dataplane: xdp (AF_XDP forwarding) or none (management-only node).")
     var dataplane: DataplaneKind = .xdp
 
-    @Option(name: .customLong("dns-listen"), help: "Run the DNS proxy on ADDR:PORT, UDP and TCP (repeatable).")
-    var dnsListen: [String] = []
-
-    @Option(
-        name: .customLong("dns-upstream"),
-        help: "Upstream resolver ADDR[:PORT] for the DNS proxy (repeatable, tried in order; port 53 by default).")
-    var dnsUpstream: [String] = []
+    @OptionGroup(title: "DNS proxy") var dns: DNSProxyOptions
 
     enum DataplaneKind: String, ExpressibleByArgument {
         case xdp
@@ -89,6 +83,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--dataplane xdp needs --inside IF and --outside IF (or --dataplane none)")
         }
         if let queues, queues < 1 { throw ValidationError("--queues must be at least 1") }
+        if dns.redirect && dataplane != .xdp { throw ValidationError("--dns-redirect needs --dataplane xdp") }
         if flowTableSize < 1 { throw ValidationError("--flow-table-size must be at least 1") }
         if !(udpTimeout > 0) { throw ValidationError("--udp-timeout must be positive") }
         _ = try parsedCores()
@@ -104,7 +99,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// Reads and compiles --policy.
-    func loadLocalPolicy(logger: Logger) throws -> (id: String, compiled: CompiledPolicy)? {
+    func loadLocalPolicy(logger: Logger) throws -> (id: String, compiled: CompiledPolicy, request: PolicyRequest)? {
         guard let policy else { return nil }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: policy))
         let parsed: ParsedPolicy<PolicyRequest>
@@ -117,7 +112,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         for warning in parsed.warnings { logger.warning("--policy \(policy): \(warning)") }
         let id = parsed.value.name ?? URL(fileURLWithPath: policy).deletingPathExtension().lastPathComponent
-        return (id, PolicyCompiler.compile(parsed.value))
+        return (id, PolicyCompiler.compile(parsed.value), parsed.value)
     }
 
     func run() async throws {
@@ -134,7 +129,9 @@ struct RunCommand: AsyncParsableCommand {
                     + "add --api-plaintext-any-address for a lab")
         }
         // The proxy comes first: the dataplane reads its learned addresses (hostname rules).
-        let dnsProxy = try DNSProxySetup.makeProxy(listen: dnsListen, upstreams: dnsUpstream)
+        let dnsProxy = try dns.makeProxy()
+        // --policy governs the dataplane and the DNS proxy alike (whichever runs).
+        let localPolicy = try loadLocalPolicy(logger: logger)
         let dataControl: any DataplaneControl
         var xdpControl: XDPDataplaneControl?
         switch dataplane {
@@ -146,7 +143,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration.flowTable.capacity = flowTableSize
             configuration.offload = !noOffload
             configuration.flowTable.timeouts.udp = udpTimeout
-            let localPolicy = try loadLocalPolicy(logger: logger)
+            configuration.dnsRedirectPort = dns.redirectPort
             let log: @Sendable (String) -> Void = { logger.info("\($0)") }
             let plane = if let dnsProxy {
                 Dataplane(configuration, learned: dnsProxy.learned.reader, log: log)
@@ -154,7 +151,7 @@ struct RunCommand: AsyncParsableCommand {
                 Dataplane(configuration, learned: NoLearnedAddresses(), log: log)
             }
             try plane.start()
-            let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy)
+            let control = XDPDataplaneControl(dataplane: plane, localPolicy: localPolicy.map { ($0.id, $0.compiled) })
             if let localPolicy {
                 let confirmed = await plane.publish(localPolicy.compiled, tag: localPolicy.id)
                 logger.info(
@@ -175,7 +172,10 @@ struct RunCommand: AsyncParsableCommand {
         let findings = FindingRecorder(store: store)
         // The dataplane's event collector publishes flow events here (FlowEventSink).
         let wiretap = WiretapHub()
-        if let dnsProxy { await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings) }
+        if let dnsProxy {
+            await DNSProxySetup.connect(dnsProxy, deployer: deployer, findings: findings,
+                                        local: localPolicy.map { ($0.id, $0.request) })
+        }
         let dnsControl: any DNSProxyControl = dnsProxy.map { DNSProxyAdapter(proxy: $0) } ?? NoDNSProxy()
         let deps = APIDependencies(
             store: store, deployer: deployer, dataplane: dataControl, dnsProxy: dnsControl, findings: findings,

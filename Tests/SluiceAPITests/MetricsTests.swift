@@ -28,7 +28,14 @@ struct CountingDNSProxy: DNSProxyControl {
                                          expiresAt: Date(timeIntervalSince1970: 1_800_000_060))],
                        rule: "branch-office/allow-api")]
     }
-    func counters() async -> [String: UInt64] { ["queries": 42] }
+    /// The keys DNSProxyAdapter (sluice run) gives: counters and the cumulative latency histogram.
+    func counters() async -> [String: UInt64] {
+        [
+            "queries": 42, "queries_allowed": 40, "queries_denied": 2, "nxdomain_policy": 2, "nxdomain_upstream": 1,
+            "upstream_latency_us_le_250": 3, "upstream_latency_us_le_1000": 7, "upstream_latency_us_le_inf": 8,
+            "upstream_latency_us_sum": 2_500_000, "upstream_latency_us_count": 8,
+        ]
+    }
 }
 
 @Suite struct MetricsTests {
@@ -65,11 +72,24 @@ struct CountingDNSProxy: DNSProxyControl {
                 #"sluice_policy_active_mode{mode="audit"} 1.0"#,
                 #"sluice_dataplane_counter{counter="rx_packets"} 1234.0"#,
                 #"sluice_dns_counter{counter="queries"} 42.0"#,
+                "# TYPE sluice_dns_queries_total counter",
+                #"sluice_dns_queries_total{result="allowed"} 40"#,
+                #"sluice_dns_queries_total{result="denied"} 2"#,
+                #"sluice_dns_nxdomain_total{cause="policy"} 2"#,
+                #"sluice_dns_nxdomain_total{cause="upstream"} 1"#,
+                "# TYPE sluice_dns_upstream_latency_seconds histogram",
+                "sluice_dns_upstream_latency_seconds_bucket{le=\"0.00025\"} 3\n"
+                    + "sluice_dns_upstream_latency_seconds_bucket{le=\"0.001\"} 7\n"
+                    + "sluice_dns_upstream_latency_seconds_bucket{le=\"+Inf\"} 8\n"
+                    + "sluice_dns_upstream_latency_seconds_sum 2.5\n"
+                    + "sluice_dns_upstream_latency_seconds_count 8\n",
                 "sluice_dataplane_running 1.0",
                 "sluice_wiretap_subscribers 0.0",
             ] {
                 #expect(text.contains(expected), "missing \(expected) in:\n\(text)")
             }
+            // The histogram is one family, not a gauge per bucket.
+            #expect(!text.contains("upstream_latency_us_le"), "histogram buckets leaked into the gauges:\n\(text)")
         }
     }
 }

@@ -92,9 +92,16 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
         #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0001)))
         #expect(!set.contains(group: 0, rule: 0, address: .v4(0x0A00_0002)))
         for index in 3...6 { #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0000 + UInt32(index)))) }
-        // Refreshing n3 makes n4 the oldest.
+        // The same answer again at once changes nothing (it would not extend n3 by more than 1 s)...
         set.learn(hostname: "n3.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
                   addresses: [(.v4(0x0A00_0003), 300)])
+        let entry = set.entries().first { $0.hostname == "n3.test" }
+        // ...but a refresh that extends it makes n3 the most recent, so n4 is the oldest.
+        set.advanceClock(byMilliseconds: 2_000)
+        set.learn(hostname: "n3.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                  addresses: [(.v4(0x0A00_0003), 300)])
+        let refreshed = set.entries().first { $0.hostname == "n3.test" }
+        #expect(refreshed!.addresses[0].expiresAt == entry!.addresses[0].expiresAt + 2_000)
         set.learn(hostname: "n7.test", group: 0, rule: 0, groupID: "g", ruleID: "r",
                   addresses: [(.v4(0x0A00_0007), 300)])
         #expect(set.contains(group: 0, rule: 0, address: .v4(0x0A00_0003)))

@@ -7,8 +7,10 @@
 // Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
 // (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
 // full load (dnsperf -q outstanding queries) and then at half the proxy's measured rate for p99 latency
-// (dnsperf -v reports every query's latency). Needs root, nsd and dnsperf (scripts/setup.sh).
-// Usage: swift run -c release dns-bench [--seconds 10] [--names 5000]
+// (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
+// its rate is what one core does. `--repeat N` runs everything N times and prints medians.
+// Needs root, nsd and dnsperf from Debian's packages (bench/dns/setup.sh installs them).
+// Usage: swift run -c release dns-bench [--seconds 10] [--names 5000] [--repeat 3]
 import Foundation
 import NIOCore
 import NIOPosix
@@ -21,26 +23,30 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func parseArguments() -> (seconds: Int, names: Int) {
+func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?) {
     var seconds = 10
     var names = 5000
+    var repeats = 1
+    var only: String?
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
         case "--seconds": seconds = Int(arguments.popFirst() ?? "") ?? seconds
         case "--names": names = Int(arguments.popFirst() ?? "") ?? names
+        case "--repeat": repeats = max(1, Int(arguments.popFirst() ?? "") ?? repeats)
+        case "--only": only = arguments.popFirst()
         default:
-            say("usage: dns-bench [--seconds N] [--names N]")
+            say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile]")
             exit(2)
         }
     }
-    return (seconds, names)
+    return (seconds, names, repeats, only)
 }
 
-let (seconds, names) = parseArguments()
+let (seconds, names, repeats, only) = parseArguments()
 
 for tool in ["/usr/sbin/nsd", "/usr/bin/dnsperf"] where !FileManager.default.isExecutableFile(atPath: tool) {
-    say("dns-bench: \(tool) is missing; run scripts/setup.sh")
+    say("dns-bench: \(tool) is missing; run bench/dns/setup.sh")
     exit(1)
 }
 
@@ -121,7 +127,39 @@ func startProxy(cache: Bool) async throws -> DNSProxyServer {
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
     proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
-    return try await DNSProxyServer.start(proxy: proxy)
+    return try await DNSProxyServer.start(proxy: proxy, group: proxyGroup)
+}
+
+/// One event loop thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
+let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+/// CPU seconds (user + system) of this bench's nsd: every process in the daemon's process group (main,
+/// xfrd, the server), from /proc (clock ticks, so 10 ms resolution: fine over runs of seconds).
+func nsdCPUSeconds() -> Double {
+    guard let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
+          let leader = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+          let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+    var ticks = 0.0
+    for entry in entries {
+        guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        // Fields after the command: state ppid pgrp session ... utime(14) stime(15), counted from pid(1).
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, Int32(fields[2]) == leader else { continue }
+        ticks += (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    }
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// CPU seconds (user + system) the proxy's event loop thread has used so far. Throughput on this shared
+/// 2-core machine is bounded by dnsperf and nsd competing for the same cores; CPU per query of the loop
+/// thread says what one core running only the proxy would sustain.
+func proxyThreadCPUSeconds() -> Double {
+    (try? proxyGroup.next().submit { () -> Double in
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }.wait()) ?? 0
 }
 
 // MARK: - dnsperf
@@ -169,27 +207,61 @@ func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 *
 
 say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
     + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+}
+
 do {
-    for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)] {
-        let server = try await startProxy(cache: cache)
-        let port = server.boundAddresses[0].port!
-        let direct = dnsperf(port: nsdPort, server: "127.0.0.77", file: file)
-        let proxied = dnsperf(port: port, server: "127.0.0.1", file: file)
-        let half = proxied.qps / 2
-        let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
-        let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
-        let counters = server.proxy.counters.snapshot()
-        await server.close()
+    for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)]
+    where only == nil || only == mix {
+        var rows: [(direct: Double, proxied: Double, directP99: Double, proxiedP99: Double, oneCore: Double,
+                    nsdOneCore: Double)] = []
+        for round in 1...repeats {
+            let server = try await startProxy(cache: cache)
+            let port = server.boundAddresses[0].port!
+            let nsdBefore = nsdCPUSeconds()
+            let direct = dnsperf(port: nsdPort, server: "127.0.0.77", file: file)
+            let nsdCPU = nsdCPUSeconds() - nsdBefore
+            let nsdOneCore = nsdCPU > 0 ? direct.qps * Double(seconds) / nsdCPU : 0
+            let cpuBefore = proxyThreadCPUSeconds()
+            let answeredBefore = server.proxy.counters.value(.queries)
+            let proxied = dnsperf(port: port, server: "127.0.0.1", file: file)
+            let cpu = proxyThreadCPUSeconds() - cpuBefore
+            let answered = Double(server.proxy.counters.value(.queries) - answeredBefore)
+            let oneCore = cpu > 0 ? answered / cpu : 0
+            let half = proxied.qps / 2
+            let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
+            let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
+            let counters = server.proxy.counters.snapshot()
+            await server.close()
+            rows.append((direct.qps, proxied.qps, directHalf.p99 ?? 0, proxiedHalf.p99 ?? 0, oneCore, nsdOneCore))
+            say("""
+            \(mix) (proxy cache \(cache ? "on" : "off")), round \(round)/\(repeats):
+              direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
+              through proxy:  \(String(format: "%10.0f", proxied.qps)) q/s  lost \(proxied.lost)
+              ratio proxy/direct: \(String(format: "%.2f", direct.qps > 0 ? proxied.qps / direct.qps : 0))
+              proxy loop thread: \(String(format: "%.2f", cpu)) CPU s for \(Int(answered)) queries = \
+            \(String(format: "%.1f", answered > 0 ? cpu / answered * 1e6 : 0)) µs/query, \
+            \(String(format: "%.0f", oneCore)) q/s per core; nsd: \(String(format: "%.2f", nsdCPU)) CPU s in the \
+            direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
+              at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
+            p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \
+            \(ms(proxiedHalf.p99.flatMap { p in directHalf.p99.map { p - $0 } }))
+              proxy counters: hits \(counters["cache_hits"] ?? 0), misses \(counters["cache_misses"] ?? 0), \
+            servfail \(counters["servfail"] ?? 0), upstream timeouts \(counters["upstream_timeouts"] ?? 0), \
+            mismatched \(counters["upstream_mismatched"] ?? 0)
+            """)
+        }
+        let direct = median(rows.map(\.direct)), proxied = median(rows.map(\.proxied))
+        let directP99 = median(rows.map(\.directP99)), proxiedP99 = median(rows.map(\.proxiedP99))
+        let oneCore = median(rows.map(\.oneCore)), nsdOneCore = median(rows.map(\.nsdOneCore))
         say("""
-        \(mix) (proxy cache \(cache ? "on" : "off")):
-          direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
-          through proxy:  \(String(format: "%10.0f", proxied.qps)) q/s  lost \(proxied.lost)
-          ratio proxy/direct: \(String(format: "%.2f", direct.qps > 0 ? proxied.qps / direct.qps : 0))
-          at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
-        p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \
-        \(ms(proxiedHalf.p99.flatMap { p in directHalf.p99.map { p - $0 } }))
-          proxy counters: hits \(counters["cache_hits"] ?? 0), misses \(counters["cache_misses"] ?? 0), \
-        servfail \(counters["servfail"] ?? 0), upstream timeouts \(counters["upstream_timeouts"] ?? 0)
+        MEDIAN \(mix) over \(repeats): direct \(String(format: "%.0f", direct)) q/s, proxy \(String(format: "%.0f", proxied)) \
+        q/s, ratio \(String(format: "%.2f", direct > 0 ? proxied / direct : 0)); p99 at half load direct \(ms(directP99)), \
+        proxy \(ms(proxiedP99)), added \(ms(proxiedP99 - directP99)); per core (CPU time): \
+        proxy \(String(format: "%.0f", oneCore)) q/s, nsd \(String(format: "%.0f", nsdOneCore)) q/s, ratio \
+        \(String(format: "%.2f", nsdOneCore > 0 ? oneCore / nsdOneCore : 0))
         """)
     }
 } catch {
