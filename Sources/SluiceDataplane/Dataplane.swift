@@ -53,6 +53,10 @@ public struct DataplaneConfiguration: Sendable {
     /// Transparent DNS: UDP/TCP port 53 arriving on the inside interface goes to the kernel and is
     /// redirected to this local port (the DNS proxy) instead of being judged as transit (docs/dns.md).
     public var dnsRedirectPort: Int?
+    /// A denied new TCP flow's sender gets an RST (a fast "connection refused") instead of silence
+    /// (docs/design/dataplane-workers-and-flows.md, "TCP resets"). Off: denied packets are dropped
+    /// silently. Cuts and TLS denies reset both ends either way.
+    public var resetDeniedTCP = false
 
     public init(inside: String, outside: String) {
         self.inside = inside
@@ -197,7 +201,8 @@ public final class Dataplane: @unchecked Sendable {
             let processor = PacketProcessor(
                 flows: flows.handle, learned: learned, counters: PendingCounters(),
                 events: eventRings[queue].producer, neighbourRequests: neighbourRings[queue].producer, worker: queue,
-                eventsEnabled: eventsFlag, tls: tls, offload: offload?.port(worker: queue))
+                eventsEnabled: eventsFlag, tls: tls, offload: offload?.port(worker: queue),
+                resetDeniedTCP: settings.resetDeniedTCP)
             let context = QueueWorkerContext(
                 index: queue, inside: SideRings(socket: inside), outside: SideRings(socket: outside), area: umem.area,
                 frameCount: umem.frameCount, frameSize: umem.frameSize, fillTarget: settings.fillTarget,

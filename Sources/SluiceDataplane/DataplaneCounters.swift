@@ -28,9 +28,12 @@ public enum DataplaneCounter: Int, CaseIterable, Sendable {
     /// pending too long, no free pending slot, handshake start not seen.
     case tlsPending, tlsAllowed, tlsDenied, tlsHeldPackets
     case tlsFailedOverflow, tlsFailedGarbage, tlsFailedTimeout, tlsFailedPoolFull, tlsFailedUnseen
+    /// TCP resets the gateway sent (docs/design/dataplane-workers-and-flows.md, "TCP resets"), and
+    /// resets towards the receiver left unsent because its next hop had no neighbour entry.
+    case tcpResetsSent, tcpResetsNoNeighbour
 
     /// Number of counters (the last case's index + 1; computing `allCases.count` allocates).
-    public static let count = DataplaneCounter.tlsFailedUnseen.rawValue + 1
+    public static let count = DataplaneCounter.tcpResetsNoNeighbour.rawValue + 1
 
     /// The name used in `/api/v1/stats` and logs (snake case).
     public var name: String {

@@ -8,6 +8,8 @@
 //   flow may be offloaded (FlowEntry.mayOffload) ─► OffloadRequest into the worker's ring
 //   denied / cut / no flow / table full ─► drop
 //   TLS-pending flow ─► TLSInspector (cold path): pass handshake / hold data / decide allow or deny
+//   TCP flow cut by a new policy or denied by TLS ─► drop + reset both ends (writeReset); a denied
+//        new TCP flow ─► drop, or reset its sender when `resetDeniedTCP` is on
 //   route (egress side) ─none─► drop    hop limit ≤ 1 ─► ICMP time exceeded back    no neighbour ─► drop + resolve
 //   decrement TTL/hop limit (incremental checksum), rewrite MACs ─► forward
 //
@@ -35,10 +37,14 @@ public struct PacketDecision {
         /// Its hop limit ran out: answer with ICMP time exceeded on the arrival side
         /// (`PacketProcessor.writeTimeExceeded`), drop the frame.
         case timeExceeded
+        /// Drop it (already counted under the reason) and reset the TCP connection
+        /// (`PacketProcessor.writeReset`): an RST to the packet's sender out of the arrival side and,
+        /// with `bothEnds`, one to its receiver out of the other side.
+        case reset(DataplaneCounter, bothEnds: Bool)
     }
 
     public var action: Action
-    /// The parsed packet (valid for `.forward` and `.timeExceeded`).
+    /// The parsed packet (valid for `.forward`, `.timeExceeded` and `.reset`).
     public var packet: ParsedPacket?
 }
 
@@ -57,13 +63,16 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     let tls: Unmanaged<TLSInspector>?
     /// Flow offload requests (nil: no offload, e.g. unit tests without XDP).
     let offload: OffloadPort?
+    /// Whether a denied new TCP flow's sender gets an RST instead of silence
+    /// (`DataplaneConfiguration.resetDeniedTCP`).
+    let resetDeniedTCP: Bool
 
     /// A processor for worker `worker`, counting into `counters` and reporting into the rings
     /// while `eventsEnabled` (shared, set by the control plane) is true or absent.
     public init(flows: FlowTable.Handle, learned: Learned, counters: PendingCounters,
                 events: SPSCRing<DataplaneEvent>.Producer, neighbourRequests: SPSCRing<NeighbourRequest>.Producer,
                 worker: Int, eventsEnabled: UnsafeAtomic<Bool>? = nil, tls: TLSInspector? = nil,
-                offload: OffloadPort? = nil) {
+                offload: OffloadPort? = nil, resetDeniedTCP: Bool = false) {
         self.flows = flows
         self.learned = learned
         self.counters = counters
@@ -73,6 +82,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         self.eventsEnabled = eventsEnabled
         self.tls = tls.map { Unmanaged.passUnretained($0) }
         self.offload = offload
+        self.resetDeniedTCP = resetDeniedTCP
     }
 
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
@@ -141,6 +151,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
             if offloading && side == .inside { requestDrop(packet.tuple, generation: policy.generation) }
+            if resetDeniedTCP { return dropOrReset(.deniedPackets, packet, bothEnds: false) }
             return drop(.deniedPackets)
         case .cut:
             counters.add(.flowsCut)
@@ -148,7 +159,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             emit(DataplaneEvent(kind: .flowCut, tuple: tuple, generation: policy.generation,
                                 group: outcome.verdict.group, rule: outcome.verdict.rule, enforced: true,
                                 timestamp: now, worker: worker))
-            return drop(.droppedFlowCut)
+            return dropOrReset(.droppedFlowCut, packet, bothEnds: true)
         case .noFlow:
             return drop(.droppedNoFlow)
         case .tableFull:
@@ -227,7 +238,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                 return nil
             }
             counters.add(.flowsClosed)
-            return drop(.tlsDenied)
+            return dropOrReset(.tlsDenied, packet, bothEnds: true)
         case .failed(let reason):
             // Fail closed, except that an audit-mode decision lets it through and records it.
             let pending = compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
@@ -241,7 +252,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                 return nil
             }
             counters.add(.flowsClosed)
-            return drop(reason)
+            return dropOrReset(reason, packet, bothEnds: true)
         }
     }
 
@@ -276,6 +287,17 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     func drop(_ reason: DataplaneCounter) -> PacketDecision {
         counters.add(reason)
         return PacketDecision(action: .drop(reason), packet: nil)
+    }
+
+    /// Drops a packet counted under `reason`; a TCP segment other than a reset also asks the worker
+    /// to reset its connection (`writeReset` checks the rest: unicast, complete header).
+    @inline(__always)
+    func dropOrReset(_ reason: DataplaneCounter, _ packet: ParsedPacket, bothEnds: Bool) -> PacketDecision {
+        counters.add(reason)
+        guard packet.tuple.protocolNumber == IPProtocolNumber.tcp, packet.hasTransportHeader,
+              !packet.tcpFlags.contains(.rst)
+        else { return PacketDecision(action: .drop(reason), packet: nil) }
+        return PacketDecision(action: .reset(reason, bothEnds: bothEnds), packet: packet)
     }
 
     @inline(__always)
@@ -335,6 +357,44 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
             return ICMPErrorBuilder.write(
                 .timeExceeded, answering: packet, original: original, from: source, into: buffer,
                 sourceMAC: arrival.mac, destinationMAC: MACAddress(from: original, at: 6))
+        }
+    }
+}
+
+extension PacketProcessor {
+    /// Writes the RST for `target` answering `packet` (from `original`, received on `side`) into
+    /// `buffer` (TCPResetBuilder). The sender's goes back out of the arrival side to the frame's
+    /// source MAC; the receiver's goes out of the other side to its next hop's MAC from the
+    /// forwarding snapshot, as forwarding would send it. Returns the frame length and its egress
+    /// side, or nil when none may or can be sent (a missing neighbour is counted and asked for).
+    public func writeReset(
+        _ target: TCPResetTarget, answering packet: ParsedPacket, original: UnsafeRawBufferPointer, side: Side,
+        forwarding: Unmanaged<ForwardingSnapshot>, into buffer: UnsafeMutableRawBufferPointer
+    ) -> (length: Int, egress: Side)? {
+        guard original.count >= 14 else { return nil }
+        return forwarding._withUnsafeGuaranteedRef { table -> (length: Int, egress: Side)? in
+            let egress = target == .sender ? side : side.opposite
+            let interface = table.interface(egress)
+            let destinationMAC: MACAddress
+            if target == .sender {
+                destinationMAC = MACAddress(from: original, at: 6)
+            } else {
+                let family = packet.tuple.family
+                guard let nextHop = table.nextHop(family: family, destination: packet.tuple.destination,
+                                                  interfaceIndex: interface.index) else { return nil }
+                guard let mac = table.neighbourMAC(interfaceIndex: interface.index, family: family, address: nextHop)
+                else {
+                    counters.add(.tcpResetsNoNeighbour)
+                    _ = neighbourRequests.push(NeighbourRequest(interfaceIndex: interface.index, family: family,
+                                                                address: nextHop))
+                    return nil
+                }
+                destinationMAC = mac
+            }
+            guard let length = TCPResetBuilder.write(
+                target, answering: packet, original: original, into: buffer, sourceMAC: interface.mac,
+                destinationMAC: destinationMAC) else { return nil }
+            return (length, egress)
         }
     }
 }

@@ -200,6 +200,30 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                         }
                     }
                     allocator.free(descriptor.addr & frameMask)
+                case .reset(_, let bothEnds):
+                    // One RST per end, each on its own side: a received frame adds at most one frame
+                    // per side, so the out slots (2 × batch per side) still suffice.
+                    if let packet = decision.packet, let forwarding {
+                        let original = UnsafeRawBufferPointer(start: frame, count: Int(descriptor.len))
+                        for end in 0..<(bothEnds ? 2 : 1) {
+                            guard let answer = allocator.allocate() else { break }
+                            let buffer = UnsafeMutableRawBufferPointer(
+                                start: area + Int(answer),
+                                count: context.frameSize - Int(XSK_UMEM__DEFAULT_FRAME_HEADROOM))
+                            if let (length, egress) = processor.writeReset(
+                                end == 0 ? .sender : .receiver, answering: packet, original: original, side: side,
+                                forwarding: forwarding, into: buffer) {
+                                let slot = egress == .inside ? outCount.0 : Int(batchSize) * 2 + outCount.1
+                                outAddresses[slot] = answer
+                                outLengths[slot] = UInt32(length)
+                                if egress == .inside { outCount.0 += 1 } else { outCount.1 += 1 }
+                                pending.add(.tcpResetsSent)
+                            } else {
+                                allocator.free(answer)
+                            }
+                        }
+                    }
+                    allocator.free(descriptor.addr & frameMask)
                 }
             }
             rings.rx.release(count)

@@ -72,6 +72,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Keep every transit packet on the AF_XDP workers (no XDP flow offload).")
     var noOffload = false
 
+    @Flag(help: "Answer a denied new TCP connection with an RST to the client instead of dropping it silently.")
+    var resetDeniedTcp = false
+
     @Option(help: "Idle timeout of UDP flows in seconds.")
     var udpTimeout: Double = 60
 
@@ -142,6 +145,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration.cores = try parsedCores()
             configuration.flowTable.capacity = flowTableSize
             configuration.offload = !noOffload
+            configuration.resetDeniedTCP = resetDeniedTcp
             configuration.flowTable.timeouts.udp = udpTimeout
             configuration.dnsRedirectPort = dns.redirectPort
             let log: @Sendable (String) -> Void = { logger.info("\($0)") }

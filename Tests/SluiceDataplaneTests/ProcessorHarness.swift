@@ -72,13 +72,15 @@ final class ProcessorHarness: @unchecked Sendable {
 
     init(flowTable: FlowTableConfiguration = FlowTableConfiguration(capacity: 1024, shardCount: 4),
          policy: CompiledPolicy? = nil, eventsEnabled: UnsafeAtomic<Bool>? = nil,
-         tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS, offload: OffloadPort? = nil) {
+         tls: TLSInspectorConfiguration = ProcessorHarness.smallTLS, offload: OffloadPort? = nil,
+         resetDeniedTCP: Bool = false) {
         flows = FlowTable(flowTable, seed: 42)
         self.policy = policy
         self.tls = TLSInspector(tls)
         processor = PacketProcessor(flows: flows.handle, learned: NoLearnedAddresses(), counters: pending,
                                     events: events.producer, neighbourRequests: neighbourRequests.producer, worker: 0,
-                                    eventsEnabled: eventsEnabled, tls: self.tls, offload: offload)
+                                    eventsEnabled: eventsEnabled, tls: self.tls, offload: offload,
+                                    resetDeniedTCP: resetDeniedTCP)
     }
 
     /// A small TLS-pending pool for tests.
@@ -117,6 +119,27 @@ final class ProcessorHarness: @unchecked Sendable {
 
     /// The frame as it is now (after an in-place rewrite).
     var frameBytes: [UInt8] { Array(UnsafeRawBufferPointer(start: frame, count: length)) }
+
+    /// The RSTs the worker would send for `decision` (of the frame last sent, from `side`), as it
+    /// does: the sender's first, then the receiver's; each with its egress side.
+    func resets(for decision: PacketDecision, from side: Side) -> [(side: Side, frame: [UInt8])] {
+        guard case .reset(_, let bothEnds) = decision.action, let packet = decision.packet, let forwarding else {
+            return []
+        }
+        var result: [(side: Side, frame: [UInt8])] = []
+        for target in bothEnds ? [TCPResetTarget.sender, .receiver] : [.sender] {
+            var output = [UInt8](repeating: 0, count: 256)
+            let written = output.withUnsafeMutableBytes { buffer in
+                withExtendedLifetime(forwarding) {
+                    processor.writeReset(target, answering: packet,
+                                         original: UnsafeRawBufferPointer(start: frame, count: length), side: side,
+                                         forwarding: Unmanaged.passUnretained(forwarding), into: buffer)
+                }
+            }
+            if let written { result.append((written.egress, Array(output[0..<written.length]))) }
+        }
+        return result
+    }
 
     func count(_ counter: DataplaneCounter) -> UInt64 { pending.slots[counter.rawValue] }
 

@@ -201,7 +201,7 @@ enum TLSPolicies {
         #expect(allowed.clientSends(Handshake.clientHello(sni: "api.example.com"), at: 0).action == .forward(.outside))
         let denied = Connection(gateway, port: 41001, v6: true)
         denied.open()
-        #expect(denied.clientSends(Handshake.clientHello(sni: "www.example.com"), at: 0).action == .drop(.tlsDenied))
+        #expect(denied.clientSends(Handshake.clientHello(sni: "www.example.com"), at: 0).action == .reset(.tlsDenied, bothEnds: true))
         #expect(gateway.count(.tlsAllowed) == 1 && gateway.count(.tlsDenied) == 1)
     }
 
@@ -210,14 +210,14 @@ enum TLSPolicies {
         let connection = Connection(gateway)
         connection.open()
         let hello = connection.clientSends(Handshake.clientHello(sni: "evil.example.net"), at: 0)
-        #expect(hello.action == .drop(.tlsDenied))
+        #expect(hello.action == .reset(.tlsDenied, bothEnds: true))
         #expect(connection.flow == nil)
         let events = gateway.drainEvents().filter { $0.kind == .tls }
         #expect(events.count == 1 && events[0].enforced && events[0].tuple == connection.client.tuple)
         #expect(gateway.tls.record(for: connection.client.tuple)?.allowed == false)
         #expect(gateway.tls.serverName(for: connection.client.tuple) == "evil.example.net")
         // The client's retransmission finds no flow: it is judged again from the record, denied again.
-        #expect(connection.clientSends(Handshake.clientHello(sni: "evil.example.net"), at: 0).action == .drop(.tlsDenied))
+        #expect(connection.clientSends(Handshake.clientHello(sni: "evil.example.net"), at: 0).action == .reset(.tlsDenied, bothEnds: true))
     }
 
     @Test func auditModeLetsTheDeniedHandshakeThroughAndRecordsIt() throws {
@@ -266,14 +266,14 @@ enum TLSPolicies {
         let big = Connection(overflow)
         big.open()
         let results = big.clientSegments(Handshake.clientHello(sni: "api.example.com", padding: 600), size: 200)
-        #expect(results.contains { $0.action == .drop(.tlsFailedOverflow) })
+        #expect(results.contains { $0.action == .reset(.tlsFailedOverflow, bothEnds: true) })
         #expect(overflow.count(.tlsFailedOverflow) == 1 && big.flow == nil)
         #expect(overflow.drainEvents().contains { $0.kind == .tls && $0.enforced })
 
         let garbage = try gateway(policy)
         let http = Connection(garbage)
         http.open()
-        #expect(http.clientSends(Array("GET / HTTP/1.1\r\n\r\n".utf8), at: 0).action == .drop(.tlsFailedGarbage))
+        #expect(http.clientSends(Array("GET / HTTP/1.1\r\n\r\n".utf8), at: 0).action == .reset(.tlsFailedGarbage, bothEnds: true))
         #expect(http.flow == nil)
 
         let slow = try gateway(policy)
@@ -281,16 +281,16 @@ enum TLSPolicies {
         late.open()
         let hello = Handshake.clientHello(sni: "api.example.com")
         #expect(late.clientSends(Array(hello[0..<50]), at: 0, time: 1).action == .forward(.outside))
-        #expect(late.clientSends(Array(hello[50...]), at: 50, time: 12).action == .drop(.tlsFailedTimeout))
+        #expect(late.clientSends(Array(hello[50...]), at: 50, time: 12).action == .reset(.tlsFailedTimeout, bothEnds: true))
 
         let full = try gateway(policy, tls: tiny)
         Connection(full, port: 41000).open()
         let (second, _) = Connection(full, port: 41001).open()
-        #expect(second.action == .drop(.tlsFailedPoolFull))
+        #expect(second.action == .reset(.tlsFailedPoolFull, bothEnds: true))
         // Mid-stream pickup: a pending flow whose SYN was never seen.
         let unseen = try gateway(policy)
         let midstream = Connection(unseen)
-        #expect(midstream.clientSends(hello, at: 0).action == .drop(.tlsFailedUnseen))
+        #expect(midstream.clientSends(hello, at: 0).action == .reset(.tlsFailedUnseen, bothEnds: true))
     }
 
     @Test func certificateRuleHoldsClientDataUntilTheServerCertificate() throws {
@@ -335,7 +335,7 @@ enum TLSPolicies {
             connection.open()
             connection.clientSends(Handshake.clientHello(sni: "api.example.com"), at: 0)
             let decision = connection.serverSends(Handshake.serverFlight(chain: item.chain), at: 0)
-            #expect(decision.action == (item.allowed ? .forward(.inside) : .drop(.tlsDenied)), "case \(index)")
+            #expect(decision.action == (item.allowed ? .forward(.inside) : .reset(.tlsDenied, bothEnds: true)), "case \(index)")
         }
     }
 
@@ -347,7 +347,7 @@ enum TLSPolicies {
             connection.open()
             connection.clientSends(Handshake.clientHello(sni: "api.example.com"), at: 0)
             let decision = connection.serverSends(Handshake.records(Handshake.serverHello(tls13: true)), at: 0)
-            #expect(decision.action == (allowed ? .forward(.inside) : .drop(.tlsDenied)))
+            #expect(decision.action == (allowed ? .forward(.inside) : .reset(.tlsDenied, bothEnds: true)))
             #expect(gateway.tls.record(for: connection.client.tuple)?.observation.tls13 == true)
         }
     }
@@ -357,7 +357,7 @@ enum TLSPolicies {
         var syn = Connection(gateway).client
         syn.sequenceNumber = 100
         let decision = gateway.send(syn, from: .inside, payload: Handshake.clientHello(sni: "evil.example.com"))
-        #expect(decision.action == .drop(.tlsDenied))
+        #expect(decision.action == .reset(.tlsDenied, bothEnds: true))
     }
 
     @Test func aHelloRetryRequestLetsTheSecondClientHelloThrough() throws {
@@ -381,7 +381,7 @@ enum TLSPolicies {
         let gateway = try gateway(TLSPolicies.sni(#"".*""#))
         let connection = Connection(gateway)
         connection.open()
-        #expect(connection.clientSends(Handshake.clientHello(sni: nil), at: 0).action == .drop(.tlsDenied))
+        #expect(connection.clientSends(Handshake.clientHello(sni: nil), at: 0).action == .reset(.tlsDenied, bothEnds: true))
     }
 
     @Test func aNewPolicyRejudgesDecidedFlowsFromTheirRecord() throws {
@@ -392,7 +392,7 @@ enum TLSPolicies {
         #expect(connection.flow?.isTLSPending == false)
         gateway.policy = try compilePolicy(TLSPolicies.sni(#"["www.example.com"]"#))
         gateway.generation = 2
-        #expect(connection.clientSends([23, 3, 3, 0, 1, 0], at: 3000).action == .drop(.tlsDenied))
+        #expect(connection.clientSends([23, 3, 3, 0, 1, 0], at: 3000).action == .reset(.tlsDenied, bothEnds: true))
         #expect(connection.flow == nil)
     }
 }

@@ -2,7 +2,9 @@
 // in the client namespace to the lab's TLS server (openssl s_server, certificates for the lab
 // names) by an allowed SNI succeeds and by a denied SNI fails, in enforce mode; in audit mode the
 // denied one succeeds and a `tls_deny` finding with the SNI is recorded. Both names resolve to
-// the same upstream address, so only the handshake tells them apart.
+// the same upstream address, so only the handshake tells them apart. A denied handshake is reset
+// at both ends: curl fails at once (not by its timeout) and the single-connection s_server is free
+// for the next client, which the TLS 1.3 cases (certificate hidden, `tls13_uninspectable`) rely on.
 import Foundation
 import SluiceLab
 import Testing
@@ -47,8 +49,8 @@ struct LabTLSTests {
     }
 
     /// A policy envelope allowing TLS to the upstream only when the server's certificate (TLS ≤ 1.2)
-    /// names api.lab.sluice.test and chains to `anchorPEM`; TLS 1.3 hides it (denied).
-    static func certificatePolicy(anchorPEM: String) throws -> String {
+    /// names api.lab.sluice.test and chains to `anchorPEM`; TLS 1.3 hides it (`tls13` decides).
+    static func certificatePolicy(anchorPEM: String, tls13: String = "deny") throws -> String {
         let anchor = String(decoding: try JSONEncoder().encode(anchorPEM), as: UTF8.self)
         return """
         {"mode": "enforce", "name": "tls", "policy": {"default_policy": "deny", "source_groups": [
@@ -56,7 +58,7 @@ struct LabTLSTests {
             {"id": "api-by-certificate", "action": "allow",
              "match": {"dst_cidrs": ["10.77.2.0/24"], "proto": "tcp", "dst_ports": [443],
                        "tls": {"server_san": ["api.lab.sluice.test"], "trust_anchors_pem": [\(anchor)],
-                               "tls13_uninspectable": "deny"}}}
+                               "tls13_uninspectable": "\(tls13)"}}}
           ], "default_action": "deny"}]}}
         """
     }
@@ -67,6 +69,21 @@ struct LabTLSTests {
             "curl", "-sS", "-k", "--max-time", "\(maxTime)", "-o", "/dev/null", "-w", "%{http_code}",
             "--resolve", "\(name):443:10.77.2.2",
         ] + extra + ["https://\(name)/"])
+    }
+
+    /// `fetch`, timed: a reset handshake fails well before curl's own timeout.
+    func timedFetch(_ name: String, extra: [String] = [], maxTime: Int = 3) throws -> (CommandResult, Double) {
+        let start = Date()
+        let result = try fetch(name, extra: extra, maxTime: maxTime)
+        return (result, Date().timeIntervalSince(start))
+    }
+
+    /// Expects `result` to be a handshake the gateway reset: curl failed fast, and not by timing out
+    /// (exit 28). curl says "Connection reset by peer" (exit 35 in the handshake, 56 after it).
+    func expectReset(_ result: CommandResult, seconds: Double, _ what: String) {
+        #expect(result.status != 0 && result.stdout != "200", "\(what) got through: \(result.stdout)")
+        #expect(result.status != 28 && seconds < 1.5, "\(what) was not reset: \(seconds) s, \(result.stderr)")
+        #expect(result.stderr.lowercased().contains("reset"), "\(what): \(result.status) \(result.stderr)")
     }
 
     func readStats(api: String, token: String) throws -> String {
@@ -102,17 +119,19 @@ struct LabTLSTests {
         let api = try #require(info.api)
         let token = try #require(info.token)
 
-        // Enforce: the allowed name gets the page, the denied one is cut after its ClientHello.
+        // Enforce: the denied name is reset after its ClientHello, and the single-connection server
+        // then serves the allowed name at once.
+        let (denied, deniedSeconds) = try timedFetch("blocked.lab.sluice.test")
+        expectReset(denied, seconds: deniedSeconds, "denied SNI")
         let allowed = try fetch("api.lab.sluice.test")
-        #expect(allowed.stdout == "200", "allowed SNI: \(allowed.stderr)")
-        let denied = try fetch("blocked.lab.sluice.test", maxTime: 2)
-        #expect(denied.status != 0 && denied.stdout != "200", "denied SNI got through: \(denied.stdout)")
+        #expect(allowed.stdout == "200", "allowed SNI after a reset one: \(allowed.stderr)")
         let stats = try inNamespace(lab.gatewayInside.namespace, [
             "curl", "-sS", "--max-time", "5", "-H", "Authorization: Bearer \(token)", "\(api)/api/v1/stats",
         ])
-        // The dataplane decided both: one handshake allowed, at least one denied (curl retransmits).
+        // The dataplane decided both: one handshake allowed, one denied and reset at both ends.
         #expect(Self.counter("tls_allowed", in: stats.stdout).map { $0 >= 1 } == true, "stats: \(stats.stdout)")
         #expect(Self.counter("tls_denied", in: stats.stdout).map { $0 >= 1 } == true, "stats: \(stats.stdout)")
+        #expect(Self.counter("tcp_resets_sent", in: stats.stdout).map { $0 >= 2 } == true, "stats: \(stats.stdout)")
 
         // Audit: the same policy in audit mode lets the denied name through and records it.
         let putAudit = try put(audit, api: api, token: token)
@@ -132,18 +151,33 @@ struct LabTLSTests {
         #expect(findings.contains("\"enforced\":false"), "no audited tls_deny finding: \(findings)")
 
         // Certificate matchers on the wire: TLS 1.2 shows the certificate (SAN, and the chain to the
-        // lab CA verified in the worker). The denied handshake comes last: a cut flow gets no RST, so
-        // the iterative s_server keeps waiting on it (TLS 1.3 hiding is covered by TLSPendingTests).
+        // lab CA verified in the worker); TLS 1.3 hides it and `tls13_uninspectable` decides. Each
+        // denied handshake is reset, so the next connection to the same server still works.
         let certificate = directory.appendingPathComponent("certificate.json")
         let anchor = try String(contentsOfFile: info.upstream.caCertificate, encoding: .utf8)
         try Self.certificatePolicy(anchorPEM: anchor).write(to: certificate, atomically: true, encoding: .utf8)
         #expect(try put(certificate, api: api, token: token).stdout == "200")
-        let pinned = try fetch("api.lab.sluice.test", extra: ["--tls-max", "1.2"])
-        #expect(pinned.stdout == "200", "TLS 1.2, certificate for api: \(pinned.stderr)")
         let deniedBefore = try Self.counter("tls_denied", in: readStats(api: api, token: token)) ?? 0
-        let wrongCertificate = try fetch("blocked.lab.sluice.test", extra: ["--tls-max", "1.2"], maxTime: 2)
-        #expect(wrongCertificate.stdout != "200", "TLS 1.2, certificate for blocked got through")
+        let (wrongCertificate, wrongSeconds) = try timedFetch("blocked.lab.sluice.test", extra: ["--tls-max", "1.2"])
+        expectReset(wrongCertificate, seconds: wrongSeconds, "TLS 1.2, certificate for blocked")
         let deniedAfter = try Self.counter("tls_denied", in: readStats(api: api, token: token)) ?? 0
         #expect(deniedAfter > deniedBefore, "the certificate for blocked was not what denied it")
+        let pinned = try fetch("api.lab.sluice.test", extra: ["--tls-max", "1.2"])
+        #expect(pinned.stdout == "200", "TLS 1.2, certificate for api: \(pinned.stderr)")
+
+        // TLS 1.3 under `"tls13_uninspectable": "deny"`: even the right server is denied (its
+        // certificate cannot be seen), reset; TLS 1.2 to it right after still works.
+        let (hidden, hiddenSeconds) = try timedFetch("api.lab.sluice.test", extra: ["--tlsv1.3"])
+        expectReset(hidden, seconds: hiddenSeconds, "TLS 1.3 under tls13_uninspectable deny")
+        let after = try fetch("api.lab.sluice.test", extra: ["--tls-max", "1.2"])
+        #expect(after.stdout == "200", "TLS 1.2 after a reset TLS 1.3 handshake: \(after.stderr)")
+
+        // `"tls13_uninspectable": "allow"`: the TLS 1.3 handshake passes.
+        let lenient = directory.appendingPathComponent("lenient.json")
+        try Self.certificatePolicy(anchorPEM: anchor, tls13: "allow").write(to: lenient, atomically: true,
+                                                                            encoding: .utf8)
+        #expect(try put(lenient, api: api, token: token).stdout == "200")
+        let allowed13 = try fetch("api.lab.sluice.test", extra: ["--tlsv1.3"])
+        #expect(allowed13.stdout == "200", "TLS 1.3 under tls13_uninspectable allow: \(allowed13.stderr)")
     }
 }
