@@ -100,7 +100,7 @@ struct LabTLSTests {
         ])
     }
 
-    @Test func allowedSNIPassesDeniedSNIIsCutAndAuditRecordsIt() throws {
+    @Test func allowedSNIPassesDeniedSNIIsResetAndAuditRecordsIt() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-tls-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let enforce = directory.appendingPathComponent("enforce.json")
