@@ -161,8 +161,9 @@ public final class DNSProxy: Sendable {
     }
 
     /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
-    /// (the listener's event loop), so deny and hit answers never hop to another thread.
-    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool) -> Prepared {
+    /// (the listener's event loop), so deny and hit answers never hop to another thread. `upstreamID`: the
+    /// id of the upstream leg; nil draws a random one (the UDP listener passes 0: its pool sets its own).
+    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
         let query: DNSMessage
         do {
             query = try DNSMessage(parsing: bytes)
@@ -230,7 +231,7 @@ public final class DNSProxy: Sendable {
         }
         counters.increment(.cacheMisses)
         var outgoing = query
-        outgoing.header.id = UInt16.random(in: 0...UInt16.max)
+        outgoing.header.id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
         // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
         if var edns = outgoing.edns {
             edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
