@@ -147,8 +147,10 @@ public final class DNSProxy: Sendable {
         case forward(ForwardRequest)
     }
 
-    /// An allowed query that has to go upstream, with what `complete` needs afterwards.
-    struct ForwardRequest {
+    /// An allowed query that has to go upstream, with what `complete` needs afterwards. A class: the pool's
+    /// completions capture it, and copying one reference is cheaper than copying two messages and a
+    /// decision (a dozen reference counts) into each closure.
+    final class ForwardRequest {
         let query: DNSMessage
         let question: DNSQuestion
         let decision: DNSDecision
@@ -158,11 +160,24 @@ public final class DNSProxy: Sendable {
         /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
         let outgoing: DNSMessage
         let outgoingBytes: [UInt8]
+
+        init(query: DNSMessage, question: DNSQuestion, decision: DNSDecision, policy: DNSPolicy, name: String,
+             limit: Int, outgoing: DNSMessage, outgoingBytes: [UInt8]) {
+            self.query = query
+            self.question = question
+            self.decision = decision
+            self.policy = policy
+            self.name = name
+            self.limit = limit
+            self.outgoing = outgoing
+            self.outgoingBytes = outgoingBytes
+        }
     }
 
     /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
-    /// (the listener's event loop), so deny and hit answers never hop to another thread.
-    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool) -> Prepared {
+    /// (the listener's event loop), so deny and hit answers never hop to another thread. `upstreamID`: the
+    /// id of the upstream leg; nil draws a random one (the UDP listener passes 0: its pool sets its own).
+    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
         let query: DNSMessage
         do {
             query = try DNSMessage(parsing: bytes)
@@ -230,7 +245,7 @@ public final class DNSProxy: Sendable {
         }
         counters.increment(.cacheMisses)
         var outgoing = query
-        outgoing.header.id = UInt16.random(in: 0...UInt16.max)
+        outgoing.header.id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
         // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
         if var edns = outgoing.edns {
             edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))

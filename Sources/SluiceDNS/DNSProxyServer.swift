@@ -153,7 +153,7 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
         guard proxy.enter() else { return }
         let bytes = Array(envelope.data.readableBytesView)
         let client = envelope.remoteAddress
-        switch proxy.prepare(bytes, from: source, overTCP: false) {
+        switch proxy.prepare(bytes, from: source, overTCP: false, upstreamID: 0) {
         case .reply(let reply):
             proxy.leave()
             send(reply, to: client, on: context.channel)

@@ -41,6 +41,10 @@ final class DNSUpstreamPool {
     /// Closed with its listener: queries still failing over to the next upstream get SERVFAIL instead
     /// of opening new sockets nobody would close.
     private var isClosed = false
+    /// Upstream query ids (kernel randomness drawn 256 at a time).
+    private var ids = DNSRandomIDs()
+    /// A batch end is queued on the loop (`batchEndSoon`).
+    private var batchEndQueued = false
     static let sweepInterval = TimeAmount.milliseconds(100)
 
     /// Flushes the queries written since the last flush (the listener calls it at the end of a read burst).
@@ -54,6 +58,18 @@ final class DNSUpstreamPool {
     func afterBatch() {
         flushQueries()
         onBatchEnd()
+    }
+
+    /// `afterBatch` once the event loop has handled every socket that is readable now: replies read from
+    /// several pooled sockets in one loop iteration leave in one flush (one sendmmsg) instead of one each.
+    /// NIO runs tasks queued from the loop itself after the iteration's I/O, without a wake-up.
+    func batchEndSoon() {
+        guard !batchEndQueued else { return }
+        batchEndQueued = true
+        eventLoop.assumeIsolated().execute {
+            self.batchEndQueued = false
+            self.afterBatch()
+        }
     }
 
     init(eventLoop: any EventLoop, proxy: DNSProxy) {
@@ -157,12 +173,13 @@ final class DNSUpstreamPool {
                   completion: @escaping (Outcome) -> Void) {
         let socket = pick(upstream: index)
         var outgoing = query
-        var id = UInt16.random(in: 0...UInt16.max)
-        while socket.pending[id] != nil { id = UInt16.random(in: 0...UInt16.max) }
+        var id = ids.next()
+        while socket.pending[id] != nil { id = ids.next() }
         outgoing.header.id = id
-        var datagram = bytes
-        datagram[0] = UInt8(id >> 8)
-        datagram[1] = UInt8(truncatingIfNeeded: id)
+        // Straight into the buffer NIO sends from, the id patched there (no intermediate array).
+        var datagram = PooledSocket.allocator.buffer(capacity: bytes.count)
+        datagram.writeBytes(bytes)
+        datagram.setInteger(id, at: datagram.readerIndex)
         socket.track(id: id, expected: outgoing,
                      deadline: CoarseClock.nowMilliseconds() + UInt64(proxy.configuration.upstreamTimeout.nanoseconds
                          / 1_000_000), completion: completion)
@@ -225,7 +242,9 @@ final class PooledSocket {
     var broken = false
     private var channel: (any Channel)?
     /// Datagrams written before the socket was connected.
-    private var queued: [[UInt8]] = []
+    private var queued: [ByteBuffer] = []
+    /// Where datagrams to the upstream are made.
+    static let allocator = ByteBufferAllocator()
     private var connecting = false
     private var needsFlush = false
     /// Closed (or never to be used again).
@@ -300,7 +319,7 @@ final class PooledSocket {
     }
 
     /// Writes `datagram`, or queues it until connected; true when this made the socket need a flush.
-    func send(_ datagram: [UInt8]) -> Bool {
+    func send(_ datagram: ByteBuffer) -> Bool {
         guard let channel else {
             queued.append(datagram)
             return false
@@ -315,10 +334,10 @@ final class PooledSocket {
         channel?.flush()
     }
 
-    private func write(_ datagram: [UInt8], on channel: any Channel) {
-        var buffer = channel.allocator.buffer(capacity: datagram.count)
-        buffer.writeBytes(datagram)
-        channel.write(AddressedEnvelope(remoteAddress: server, data: buffer), promise: nil)
+    /// A bare ByteBuffer, not an AddressedEnvelope: the socket is connected, so NIO sends it without a
+    /// destination (the kernel uses the connected route) and skips comparing the envelope's address.
+    private func write(_ datagram: ByteBuffer, on channel: any Channel) {
+        channel.write(datagram, promise: nil)
     }
 
     /// A datagram from the upstream: completes the matching query, or is counted and ignored.
@@ -377,7 +396,7 @@ private final class PooledSocketHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        socket.pool.afterBatch()
+        socket.pool.batchEndSoon()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

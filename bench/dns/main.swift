@@ -169,13 +169,26 @@ struct Result {
     var p50: Double?
     var p99: Double?
     var lost: String
+    /// CPU seconds (user + system) dnsperf itself used: the load generator shares the two cores with nsd
+    /// and the proxy, so its cost per query bounds what ratio a CPU-bound run can show (see the summary).
+    var cpu: Double
+}
+
+/// CPU seconds (user + system) of all waited-for children so far (dnsperf runs are waited for).
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, rate: Double? = nil) -> Result {
     var arguments = ["-s", server, "-p", "\(port)", "-d", file, "-l", "\(seconds)", "-q", "\(outstanding)",
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
+    let cpuBefore = childrenCPUSeconds()
     let output = spawnAndWait("/usr/bin/dnsperf", arguments)
+    let cpu = childrenCPUSeconds() - cpuBefore
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
             $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces)
@@ -194,7 +207,7 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
     func quantile(_ q: Double) -> Double? {
         latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]
     }
-    return Result(qps: qps, p50: quantile(0.5), p99: quantile(0.99), lost: lost)
+    return Result(qps: qps, p50: quantile(0.5), p99: quantile(0.99), lost: lost, cpu: cpu)
 }
 
 let friendly = work.appendingPathComponent("friendly.txt").path
@@ -216,7 +229,7 @@ do {
     for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)]
     where only == nil || only == mix {
         var rows: [(direct: Double, proxied: Double, directP99: Double, proxiedP99: Double, oneCore: Double,
-                    nsdOneCore: Double)] = []
+                    nsdOneCore: Double, bound: Double)] = []
         for round in 1...repeats {
             let server = try await startProxy(cache: cache)
             let port = server.boundAddresses[0].port!
@@ -235,7 +248,14 @@ do {
             let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
             let counters = server.proxy.counters.snapshot()
             await server.close()
-            rows.append((direct.qps, proxied.qps, directHalf.p99 ?? 0, proxiedHalf.p99 ?? 0, oneCore, nsdOneCore))
+            // CPU per query of each program (µs) and what they imply when the two cores are the limit:
+            // direct costs dnsperf + nsd per query, proxied dnsperf + proxy + nsd.
+            let perfUs = direct.qps > 0 ? direct.cpu / (direct.qps * Double(seconds)) * 1e6 : 0
+            let nsdUs = nsdOneCore > 0 ? 1e6 / nsdOneCore : 0
+            let proxyUs = oneCore > 0 ? 1e6 / oneCore : 0
+            let bound = perfUs + nsdUs + proxyUs > 0 ? (perfUs + nsdUs) / (perfUs + nsdUs + proxyUs) : 0
+            rows.append((direct.qps, proxied.qps, directHalf.p99 ?? 0, proxiedHalf.p99 ?? 0, oneCore, nsdOneCore,
+                         bound))
             say("""
             \(mix) (proxy cache \(cache ? "on" : "off")), round \(round)/\(repeats):
               direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
@@ -245,6 +265,9 @@ do {
             \(String(format: "%.1f", answered > 0 ? cpu / answered * 1e6 : 0)) µs/query, \
             \(String(format: "%.0f", oneCore)) q/s per core; nsd: \(String(format: "%.2f", nsdCPU)) CPU s in the \
             direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
+              CPU per query: dnsperf \(String(format: "%.1f", perfUs)) µs, nsd \(String(format: "%.1f", nsdUs)) µs, \
+            proxy \(String(format: "%.1f", proxyUs)) µs; ratio if CPU-bound on shared cores: \
+            \(String(format: "%.2f", bound))
               at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
             p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \
             \(ms(proxiedHalf.p99.flatMap { p in directHalf.p99.map { p - $0 } }))
@@ -256,12 +279,14 @@ do {
         let direct = median(rows.map(\.direct)), proxied = median(rows.map(\.proxied))
         let directP99 = median(rows.map(\.directP99)), proxiedP99 = median(rows.map(\.proxiedP99))
         let oneCore = median(rows.map(\.oneCore)), nsdOneCore = median(rows.map(\.nsdOneCore))
+        let bound = median(rows.map(\.bound))
         say("""
         MEDIAN \(mix) over \(repeats): direct \(String(format: "%.0f", direct)) q/s, proxy \(String(format: "%.0f", proxied)) \
         q/s, ratio \(String(format: "%.2f", direct > 0 ? proxied / direct : 0)); p99 at half load direct \(ms(directP99)), \
         proxy \(ms(proxiedP99)), added \(ms(proxiedP99 - directP99)); per core (CPU time): \
         proxy \(String(format: "%.0f", oneCore)) q/s, nsd \(String(format: "%.0f", nsdOneCore)) q/s, ratio \
-        \(String(format: "%.2f", nsdOneCore > 0 ? oneCore / nsdOneCore : 0))
+        \(String(format: "%.2f", nsdOneCore > 0 ? oneCore / nsdOneCore : 0)); ratio if CPU-bound \
+        \(String(format: "%.2f", bound))
         """)
     }
 } catch {
