@@ -207,7 +207,7 @@ sluice_gateway() {  # sluice_gateway SYSTEM RULES POLICY [extra flags]: start, m
         --queues "$queues" --cores "$cpus" "$@"; then
         measure "$system" "$n" "$worker_pid"
         stop_gateway
-        grep -E "^(flows_|dropped|denied|allowed)" "$work/$system-$n.log" | sed "s/^/  $system-$n: /" >>"$out/gateway-counters.txt" || true
+        grep -E "^(flows_|dropped|denied|allowed|offload|xdp_)" "$work/$system-$n.log" | sed "s/^/  $system-$n: /" >>"$out/gateway-counters.txt" || true
     else
         not_available "$system" "$n" "gateway failed to start: $(tail -2 "$work/$system-$n.log" | tr '\n' ' ')"
     fi

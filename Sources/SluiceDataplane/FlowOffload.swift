@@ -197,7 +197,7 @@ final class FlowOffload: @unchecked Sendable {
     /// flag, so a later packet asks again.
     func install(snapshot: ForwardingSnapshot?) {
         lock.withLock {
-            var batch: [(FiveTuple, sluice_flow_key, sluice_flow_value, sluice_flow_key, sluice_flow_value)] = []
+            var batch: [(FiveTuple, sluice_flow_key, sluice_flow_value, sluice_flow_key, sluice_flow_value?)] = []
             var drops: [FiveTuple: sluice_flow_value] = [:]
             drainLocked { request in
                 if request.drop {
@@ -220,7 +220,7 @@ final class FlowOffload: @unchecked Sendable {
                 }
                 var (outboundValue, inboundValue) = (forward.1, forward.3)
                 outboundValue.generation = request.generation
-                inboundValue.generation = request.generation
+                inboundValue?.generation = request.generation
                 batch.append((request.initiator, forward.0, outboundValue, forward.2, inboundValue))
             }
             installDropsLocked(drops)
@@ -229,11 +229,12 @@ final class FlowOffload: @unchecked Sendable {
             if batch.contains(where: { installed[$0.0] != nil }) { harvestLocked() }
             var insideKeys = batch.map { $0.1 }
             var insideValues = batch.map { $0.2 }
-            var outsideKeys = batch.map { $0.3 }
-            var outsideValues = batch.map { $0.4 }
+            let inbound = batch.filter { $0.4 != nil }
+            var outsideKeys = inbound.map { $0.3 }
+            var outsideValues = inbound.map { $0.4! }
             do {
                 try inside.installFlows(&insideKeys, &insideValues, count: batch.count)
-                try outside.installFlows(&outsideKeys, &outsideValues, count: batch.count)
+                if !inbound.isEmpty { try outside.installFlows(&outsideKeys, &outsideValues, count: inbound.count) }
                 for item in batch { installed[item.0] = Installed() }
                 installs += UInt64(batch.count)
             } catch {
@@ -279,14 +280,19 @@ final class FlowOffload: @unchecked Sendable {
 
     /// The two map entries of the flow of `initiator`: arriving inside (leaving outside) and
     /// arriving outside (leaving inside); nil when a next hop or its MAC is not known.
+    /// The two map entries of a flow: outbound (inside map) and inbound (outside map). The
+    /// inbound one is nil when the initiator's next hop has no neighbour entry yet (a host that
+    /// has only sent, never been sent to: one-way traffic, or a client whose ARP the gateway
+    /// never needed): the flow's own direction is offloaded anyway and its replies, if any, keep
+    /// going through the workers, which resolve the neighbour as for any flow.
     static func entries(_ initiator: FiveTuple, snapshot: ForwardingSnapshot)
-        -> (sluice_flow_key, sluice_flow_value, sluice_flow_key, sluice_flow_value)?
+        -> (sluice_flow_key, sluice_flow_value, sluice_flow_key, sluice_flow_value?)?
     {
         guard let outbound = value(towards: initiator.destination, family: initiator.family,
-                                   egress: snapshot.outside, snapshot: snapshot),
-              let inbound = value(towards: initiator.source, family: initiator.family,
-                                  egress: snapshot.inside, snapshot: snapshot)
+                                   egress: snapshot.outside, snapshot: snapshot)
         else { return nil }
+        let inbound = value(towards: initiator.source, family: initiator.family, egress: snapshot.inside,
+                            snapshot: snapshot)
         return (key(initiator), outbound, key(initiator.reversed()), inbound)
     }
 
