@@ -4,6 +4,7 @@
 // when nsd is not installed (scripts/setup.sh installs it).
 import Foundation
 import SluiceLab
+import SluiceProcess
 import Testing
 
 struct NSDServer {
@@ -80,7 +81,10 @@ struct NSDServer {
         """
         try conf.write(to: directory.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
         // nsd daemonises: the parent exits once the daemon has forked.
-        _ = spawnAndWait(binary, ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
+        // Its output discarded: the daemon could keep a pipe open for as long as it runs.
+        _ = try? Subprocess.start(
+            [binary, "-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], stdout: .discard, stderr: .discard
+        ).wait()
         // Wait until it answers (up to 5 s).
         for _ in 0..<50 {
             if server.answers() { return server }
@@ -97,9 +101,9 @@ struct NSDServer {
 
     /// Whether nsd answers a query for the zone's SOA (checked with kdig).
     func answers() -> Bool {
-        let output = spawnAndWait("/usr/bin/kdig",
-                                  ["@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"])
-        return output.contains("status: NOERROR")
+        let output = (try? Subprocess.run(
+            ["/usr/bin/kdig", "@\(address)", "-p", "\(port)", "+retry=0", "+time=1", "sluice.test", "SOA"]))?.stdout
+        return output?.contains("status: NOERROR") ?? false
     }
 
     /// Stops nsd (the daemon leads its own process group: its server and xfrd children go with it) and
@@ -119,7 +123,7 @@ struct NSDServer {
 /// Runs kdig with `arguments` and returns its standard output (empty when it cannot run). On its own
 /// thread: blocking a cooperative thread would starve the proxy's query tasks that kdig is waiting for.
 func kdig(_ arguments: [String]) async -> String {
-    await offPool { spawnAndWait("/usr/bin/kdig", arguments) }
+    await offPool { (try? Subprocess.run(["/usr/bin/kdig"] + arguments))?.stdout ?? "" }
 }
 
 /// Runs blocking work on a new thread and awaits its result.

@@ -16,6 +16,7 @@ import NIOCore
 import NIOPosix
 import SluiceDNS
 import SluiceLab
+import SluiceProcess
 import SluicePolicy
 
 /// Writes a line at once (unbuffered), so progress shows when piped into a file.
@@ -93,11 +94,14 @@ func stopNSD() {
     try? FileManager.default.removeItem(at: work)
 }
 
-_ = spawnAndWait("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
+_ = try? Subprocess.start(
+    ["/usr/sbin/nsd", "-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], stdout: .discard, stderr: .discard
+).wait()
 // Wait until nsd answers (up to 5 s), so the first run does not measure its start.
 for _ in 0..<50 {
-    let probe = spawnAndWait("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
-    if probe.contains("status: NOERROR") { break }
+    let probe = try? Subprocess.run(
+        ["/usr/bin/kdig", "@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
+    if probe?.stdout.contains("status: NOERROR") == true { break }
     usleep(100_000)
 }
 signal(SIGINT) { _ in
@@ -175,7 +179,7 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
     var arguments = ["-s", server, "-p", "\(port)", "-d", file, "-l", "\(seconds)", "-q", "\(outstanding)",
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
-    let output = spawnAndWait("/usr/bin/dnsperf", arguments)
+    let output = (try? Subprocess.run(["/usr/bin/dnsperf"] + arguments))?.stdout ?? ""
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
             $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces)
