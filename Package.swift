@@ -69,6 +69,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The kernel's side of AF_XDP rings in memory, for the worker-loop test and forward-bench.
+        .target(name: "SluiceDataplaneTesting", dependencies: ["SluiceDataplane", "CSluiceXDP",
+                                                               .product(name: "Atomics", package: "swift-atomics")]),
         // Durable state of the management plane: policies and their versions, settings, service
         // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
         .target(
@@ -144,7 +147,10 @@ let package = Package(
         .target(name: "AllocCounter", path: "bench/alloc-counter"),
         .executableTarget(
             name: "forward-bench",
-            dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
+            dependencies: [
+                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePolicy", "SluicePolicyGen", "SluicePacket",
+                "AllocCounter",
+            ],
             path: "bench/forward"
         ),
         // Cost of a pending-TLS decision and TLS connections per second against plain TCP (docs/benchmarks.md).
@@ -175,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "SluiceDataplaneTests",
             dependencies: [
-                "SluiceDataplane", "SluicePacket", "SluiceProcess",
+                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePacket", "SluiceProcess",
                 // TLS-pending tests build certificates in memory.
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
