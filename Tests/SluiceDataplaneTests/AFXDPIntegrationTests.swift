@@ -60,9 +60,10 @@ enum IntegrationEnvironment {
         let hostInterface = "slt\(tag)h"
         let peerInterface = "slt\(tag)p"
         let subnet = "10.213.\(tag % 250)"
+        let veth = VethPeer(
+            namespace: namespace, host: hostInterface, peer: peerInterface, subnet: subnet, prefix6: "fd00:213:")
         defer {
-            _ = try? Subprocess.check(["ip", "netns", "del", namespace])
-            _ = try? Subprocess.check(["ip", "link", "del", hostInterface])
+            veth.remove()
             _ = try? Subprocess.check(["ip", "route", "del", "blackhole", "198.51.100.0/24"])
             _ = try? Subprocess.check(["ip", "-6", "route", "del", "blackhole", "2001:db8:7::/64"])
         }
@@ -70,18 +71,8 @@ enum IntegrationEnvironment {
         // routed off this machine even while no XDP program is attached.
         try Subprocess.check(["ip", "route", "replace", "blackhole", "198.51.100.0/24"])
         try Subprocess.check(["ip", "-6", "route", "replace", "blackhole", "2001:db8:7::/64"])
-        try Subprocess.check(["ip", "netns", "add", namespace])
-        try Subprocess.check(["ip", "link", "add", hostInterface, "type", "veth", "peer", "name", peerInterface,
-                              "netns", namespace])
-        try Subprocess.check(["ip", "addr", "add", "\(subnet).1/24", "dev", hostInterface])
-        try Subprocess.check(["ip", "link", "set", hostInterface, "up"])
-        try Subprocess.check(["ip", "-n", namespace, "link", "set", "lo", "up"])
-        try Subprocess.check(["ip", "-n", namespace, "addr", "add", "\(subnet).2/24", "dev", peerInterface])
-        try Subprocess.check(["ip", "-n", namespace, "link", "set", peerInterface, "up"])
+        try veth.create()
         try Subprocess.check(["ip", "-n", namespace, "route", "add", "198.51.100.0/24", "via", "\(subnet).1"])
-        // IPv6 without duplicate address detection, so the addresses are usable at once.
-        try Subprocess.check(["ip", "addr", "add", "fd00:213::1/64", "dev", hostInterface, "nodad"])
-        try Subprocess.check(["ip", "-n", namespace, "addr", "add", "fd00:213::2/64", "dev", peerInterface, "nodad"])
         try Subprocess.check(["ip", "-n", namespace, "route", "add", "2001:db8:7::/64", "via", "fd00:213::1"])
 
         let program = try XDPProgram()

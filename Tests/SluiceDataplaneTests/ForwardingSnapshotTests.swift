@@ -31,17 +31,9 @@ import Testing
         let host = "slf\(tag)h"
         let peer = "slf\(tag)p"
         let subnet = "10.214.\(tag % 250)"
-        defer {
-            _ = try? Subprocess.check(["ip", "netns", "del", namespace])
-            _ = try? Subprocess.check(["ip", "link", "del", host])
-        }
-        try Subprocess.check(["ip", "netns", "add", namespace])
-        try Subprocess.check(["ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", namespace])
-        try Subprocess.check(["ip", "addr", "add", "\(subnet).1/24", "dev", host])
-        try Subprocess.check(["ip", "addr", "add", "fd00:214::1/64", "dev", host, "nodad"])
-        try Subprocess.check(["ip", "link", "set", host, "up"])
-        try Subprocess.check(["ip", "-n", namespace, "addr", "add", "\(subnet).2/24", "dev", peer])
-        try Subprocess.check(["ip", "-n", namespace, "link", "set", peer, "up"])
+        let veth = VethPeer(namespace: namespace, host: host, peer: peer, subnet: subnet, prefix6: "fd00:214:")
+        defer { veth.remove() }
+        try veth.create()
         try Subprocess.check(["ip", "route", "add", "198.18.\(tag % 250).0/24", "via", "\(subnet).2", "dev", host])
         let peerMAC = try Subprocess.check(["ip", "-n", namespace, "-br", "link", "show", peer])
             .split(separator: " ", omittingEmptySubsequences: true)[2]
