@@ -46,6 +46,9 @@ let package = Package(
         .target(name: "SluicePolicy"),
         // Seeded generators of policies and packets for the differential test and the benchmarks.
         .target(name: "SluicePolicyGen", dependencies: ["SluicePolicy"]),
+        // The one way to run another program (argv, captured output, exit status, timeout, background
+        // handle); Foundation only, so the dataplane, the lab, the tests and the benchmarks can all use it.
+        .target(name: "SluiceProcess"),
         // Header parsing/building and checksums over raw buffers, for the hot path. No dependencies at all.
         .target(name: "SluicePacket"),
         // libxdp/libbpf for Swift, a thin C shim (`sluice_*`) and the map layouts shared with bpf/.
@@ -60,11 +63,15 @@ let package = Package(
             name: "SluiceDataplane",
             dependencies: [
                 "SluicePolicy", "SluicePacket", "CSluiceXDP", .product(name: "Atomics", package: "swift-atomics"),
+                "SluiceProcess",
                 // TLS metadata matching: handshake parsing, X.509 of the server's certificate.
                 "SluiceWire", .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The kernel's side of AF_XDP rings in memory, for the worker-loop test and forward-bench.
+        .target(name: "SluiceDataplaneTesting", dependencies: ["SluiceDataplane", "CSluiceXDP",
+                                                               .product(name: "Atomics", package: "swift-atomics")]),
         // Durable state of the management plane: policies and their versions, settings, service
         // accounts and token hashes, the admin log and persisted audit findings (SQLite via GRDB).
         .target(
@@ -97,7 +104,7 @@ let package = Package(
         ),
         // The lab: network namespaces, veth pairs and upstream services for trying Sluice and for the
         // integration tests. Foundation only; the topology and its command plan are pure values.
-        .target(name: "SluiceLab"),
+        .target(name: "SluiceLab", dependencies: ["SluiceProcess"]),
         // The DNS proxy (SwiftNIO, UDP and TCP): DNS policy, upstream forwarding, the answer cache
         // and the learned address set the dataplane reads lock-free (docs/dns.md).
         .target(
@@ -117,6 +124,7 @@ let package = Package(
             dependencies: [
                 "SluicePolicy",
                 "SluiceLab",
+                "SluiceProcess",
                 "SluiceStore",
                 "SluiceAPI",
                 "SluiceDataplane",
@@ -139,7 +147,10 @@ let package = Package(
         .target(name: "AllocCounter", path: "bench/alloc-counter"),
         .executableTarget(
             name: "forward-bench",
-            dependencies: ["SluiceDataplane", "SluicePolicy", "SluicePolicyGen", "SluicePacket", "AllocCounter"],
+            dependencies: [
+                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePolicy", "SluicePolicyGen", "SluicePacket",
+                "AllocCounter",
+            ],
             path: "bench/forward"
         ),
         // Cost of a pending-TLS decision and TLS connections per second against plain TCP (docs/benchmarks.md).
@@ -154,21 +165,23 @@ let package = Package(
                 "SluiceDNS",
                 "SluiceLab",
                 "SluicePolicy",
+                "SluiceProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "bench/dns"
         ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
+        .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).
-        .testTarget(name: "SluiceCommandTests", dependencies: ["sluice"]),
+        .testTarget(name: "SluiceCommandTests", dependencies: ["sluice", "SluiceProcess"]),
         .testTarget(name: "SluicePacketTests", dependencies: ["SluicePacket", "SluicePolicyGen"]),
         // Unit tests of the lab's plan (any machine) and, as root, `sluice lab up/down` end to end.
-        .testTarget(name: "SluiceLabTests", dependencies: ["SluiceLab", "SluicePolicy", "sluice"]),
+        .testTarget(name: "SluiceLabTests", dependencies: ["SluiceLab", "SluicePolicy", "SluiceProcess", "sluice"]),
         .testTarget(
             name: "SluiceDataplaneTests",
             dependencies: [
-                "SluiceDataplane", "SluicePacket",
+                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePacket", "SluiceProcess",
                 // TLS-pending tests build certificates in memory.
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -178,13 +191,14 @@ let package = Package(
         // Foundation), so the DNS proxy and the dataplane can both use it; may later merge into SluicePacket.
         .target(name: "SluiceWire"),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicyGen"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore"]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceProcess"]),
         .testTarget(
             name: "SluiceDNSTests",
             dependencies: [
                 "SluiceDNS",
                 "SluiceLab",
                 "SluicePolicy",
+                "SluiceProcess",
                 "SluiceWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -198,6 +212,7 @@ let package = Package(
                 "SluiceAPI",
                 "SluicePolicy",
                 "SluiceStore",
+                "SluiceProcess",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

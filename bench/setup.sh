@@ -4,15 +4,4 @@
 set -euo pipefail
 packages=(clang llvm gcc libc6-dev libbpf-dev libxdp-dev bpftool xdp-tools nftables iproute2 ethtool
           iputils-ping python3 linux-perf gnuplot-nox)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    echo "bench setup: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-    echo "bench setup: all packages present"
-fi
+"$(dirname "$0")/../scripts/install-packages.sh" "bench setup" "${packages[@]}"

@@ -7,6 +7,7 @@
 // local DNS proxy (conntrack rewrites the replies' source back to the resolver the workload asked).
 
 import Foundation
+import SluiceProcess
 
 /// The nftables forward-path drop rule. Control plane only.
 public final class ForwardPathBlock: @unchecked Sendable {
@@ -62,29 +63,18 @@ public final class ForwardPathBlock: @unchecked Sendable {
 
     @discardableResult
     static func runNFT(_ arguments: [String], input: String?) throws -> String {
-        let candidates = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        guard let nft = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw DataplaneError("nft not found (install nftables: scripts/setup.sh)")
+        let result: ProcessResult
+        do {
+            // Bounded: a wedged netlink must not hang the start or the shutdown of the gateway.
+            result = try Subprocess.run(["nft"] + arguments, input: input.map { Data($0.utf8) }, timeout: 30)
+        } catch {
+            throw DataplaneError("\(error) (install nftables: scripts/setup.sh)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: nft)
-        process.arguments = arguments
-        let inputPipe = Pipe()
-        let outputPipe = Pipe()
-        let errorPipe = Pipe()
-        process.standardInput = inputPipe
-        process.standardOutput = outputPipe
-        process.standardError = errorPipe
-        try process.run()
-        if let input { inputPipe.fileHandleForWriting.write(input.data(using: .utf8)!) }
-        try? inputPipe.fileHandleForWriting.close()
-        let output = outputPipe.fileHandleForReading.readDataToEndOfFile()
-        let errors = errorPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard result.status == 0, !result.timedOut else {
+            let why = result.timedOut ? "timed out after 30 s" : result.stderr
             throw DataplaneError("nft \(arguments.joined(separator: " ")) failed: "
-                + String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                + why.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return String(decoding: output, as: UTF8.self)
+        return result.stdout
     }
 }

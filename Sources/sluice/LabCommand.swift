@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import SluiceLab
+import SluiceProcess
 
 #if canImport(Glibc)
     import Glibc
@@ -222,7 +223,7 @@ struct LabCommand: ParsableCommand {
             }
             // exec, not a child: the command gets the terminal, signals and exit status directly.
             let full = ["ip", "netns", "exec", namespace] + argv
-            let ip = try SystemCommandRunner.locate("ip")
+            let ip = try Subprocess.locate("ip")
             var cArgs = full.map { strdup($0) } + [nil]
             execv(ip, &cArgs)
             throw LabFailure("could not exec \(ip): \(String(cString: strerror(errno)))")

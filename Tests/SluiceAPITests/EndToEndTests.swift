@@ -3,6 +3,7 @@
 // command of 000_03ae8a53bab02b1f.txt (Step 1) works verbatim, host and token aside. SIGTERM
 // stops the process cleanly. Needs the binary built (`swift build`) and curl.
 import Foundation
+import SluiceProcess
 import Testing
 
 @Suite(.serialized) struct EndToEndTests {
@@ -30,12 +31,13 @@ import Testing
         #expect(tokenText.hasPrefix("sluice_") && !tokenText.contains("\n"), "stdout must be the token alone")
 
         let port = Int.random(in: 20_000...60_000)
-        let server = Process()
-        server.executableURL = Self.binary
-        server.arguments = ["run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:\(port)", "--dataplane", "none"]
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let server = try Subprocess.start(
+            [Self.binary.path, "run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:\(port)", "--dataplane", "none"],
+            stdout: .discard, stderr: .discard)
+        defer {
+            server.kill(SIGKILL)
+            server.wait()
+        }
         var healthy = false
         for _ in 0..<100 where !healthy {
             healthy = (try? run("/usr/bin/curl", ["-sfk", "https://127.0.0.1:\(port)/health"]))?.status == 0
@@ -66,9 +68,8 @@ import Testing
             "/usr/bin/curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(port)/ready"])
         #expect(ready.output == "200")
 
-        kill(server.processIdentifier, SIGTERM)
-        server.waitUntilExit()
-        #expect(server.terminationStatus == 0)
+        server.kill(SIGTERM)
+        #expect(server.wait().status == 0)
     }
 
     @Test(.enabled(if: binaryBuilt, "the sluice binary is not built next to the tests: run `swift build` first"))
@@ -88,19 +89,11 @@ import Testing
     func run(
         _ path: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil
     ) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        if let directory { process.currentDirectoryURL = directory }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try Subprocess.start(
+            [path] + arguments, stderr: .discard,
+            environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            directory: directory?.path
+        ).wait()
+        return (result.status, result.stdout)
     }
 }

@@ -1,6 +1,7 @@
 // `sluice policy check` and `sluice policy eval` as an operator runs them: the built binary,
 // real files (JSON and YAML, envelope and bare), exit codes, and the JSON contract of eval.
 import Foundation
+import SluiceProcess
 import Testing
 
 /// The `sluice` binary next to this test bundle (built by `swift build --build-tests`).
@@ -14,33 +15,20 @@ let sluiceBinary: URL = {
 
 let binaryMissing = "the sluice binary is not built next to the tests: run `swift build --build-tests` first"
 
-struct Outcome {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+typealias Outcome = ProcessResult
 
-func sluice(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
-    let process = Process()
-    process.executableURL = sluiceBinary
-    process.arguments = arguments
-    // SLUICE_TOKEN/SLUICE_SERVER of the caller's shell must not leak into a test's expectations.
+/// The environment for a `sluice` child: the caller's with `overrides`, where SLUICE_TOKEN and
+/// SLUICE_SERVER of the caller's shell must not leak into a test's expectations.
+func sluiceEnvironment(_ overrides: [String: String] = [:]) -> [String: String] {
     var base = ProcessInfo.processInfo.environment
     base["SLUICE_TOKEN"] = nil
     base["SLUICE_SERVER"] = nil
-    process.environment = base.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Outcome(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-                   stderr: String(decoding: stderrData, as: UTF8.self))
+    return base.merging(overrides) { $1 }
+}
+
+func sluice(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
+    try Subprocess.run(
+        [sluiceBinary.path] + arguments, input: stdin.map { Data($0.utf8) }, environment: sluiceEnvironment(environment))
 }
 
 func temporaryFile(_ name: String, _ contents: String) throws -> String {

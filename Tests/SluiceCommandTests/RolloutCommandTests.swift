@@ -5,6 +5,7 @@
 // findings route is exercised empty and behind its performance-mode gate (the in-process
 // RolloutWorkflowTests feed the recorder directly).
 import Foundation
+import SluiceProcess
 import Testing
 
 let curlPresent = FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
@@ -19,7 +20,7 @@ final class RunningGateway {
     let dataDir: String
     let apiPort = Int.random(in: 20_000...40_000)
     let metricsPort = Int.random(in: 40_001...60_000)
-    let process = Process()
+    private(set) var process: RunningProcess?
     let admin: String
     let readonly: String
 
@@ -33,13 +34,11 @@ final class RunningGateway {
             .trimmingCharacters(in: .newlines)
         readonly = try sluice(["token", "create", "--data-dir", dataDir, "--role", "readonly"]).stdout
             .trimmingCharacters(in: .newlines)
-        process.executableURL = sluiceBinary
-        process.arguments = [
-            "run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:\(apiPort)",
-            "--metrics-listen", "127.0.0.1:\(metricsPort)", "--dataplane", "none",
-        ]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        process = try Subprocess.start(
+            [
+                sluiceBinary.path, "run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:\(apiPort)",
+                "--metrics-listen", "127.0.0.1:\(metricsPort)", "--dataplane", "none",
+            ], stdout: .discard, stderr: .discard)
         for _ in 0..<150 {
             if try curl(["-sfk", "\(server)/health"]).status == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
@@ -50,10 +49,10 @@ final class RunningGateway {
 
     /// SIGTERM, as systemd stops it; returns the exit status.
     @discardableResult func stop() -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        process.waitUntilExit()
+        process?.kill(SIGTERM)
+        let status = process?.wait().status ?? -1
         try? FileManager.default.removeItem(at: directory)
-        return process.terminationStatus
+        return status
     }
 
     /// The CLI against this gateway with the admin token from SLUICE_TOKEN and --insecure.
@@ -62,34 +61,20 @@ final class RunningGateway {
     }
 
     func curl(_ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "curl \"$@\"", "curl"] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = directory
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+        try bash(["-c", "curl \"$@\"", "curl"] + arguments, environment: environment)
     }
 
     /// The guide's exact curl command line (host and token variable aside), run by bash.
     func verbatim(_ command: String) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        process.environment = ProcessInfo.processInfo.environment.merging(["NEUWERK_TOKEN": admin]) { $1 }
-        process.currentDirectoryURL = directory
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+        try bash(["-c", command], environment: ["NEUWERK_TOKEN": admin])
+    }
+
+    /// bash with `arguments` in the gateway's directory; stdout only (stderr is not part of the outcome).
+    private func bash(_ arguments: [String], environment: [String: String]) throws -> Outcome {
+        try Subprocess.start(
+            ["/bin/bash"] + arguments, stderr: .discard,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, directory: directory.path
+        ).wait()
     }
 }
 
@@ -176,21 +161,19 @@ struct RolloutCommandTests {
 
         // `sluice wiretap` opens the stream and holds it (no dataplane, so no flows): the node counts
         // one subscriber until the client goes away.
-        let tap = Process()
-        tap.executableURL = sluiceBinary
-        tap.arguments = ["wiretap", "--server", gateway.server, "--insecure", "--dst-port", "443", "--proto", "tcp"]
-        tap.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_TOKEN": gateway.admin]) { $1 }
-        tap.standardOutput = FileHandle.nullDevice
-        tap.standardError = FileHandle.nullDevice
-        try tap.run()
+        let tap = try Subprocess.start(
+            [sluiceBinary.path, "wiretap", "--server", gateway.server, "--insecure", "--dst-port", "443",
+             "--proto", "tcp"],
+            stdout: .discard, stderr: .discard,
+            environment: ProcessInfo.processInfo.environment.merging(["SLUICE_TOKEN": gateway.admin]) { $1 })
         var subscribed = false
         for _ in 0..<50 where !subscribed {
             let now = try object(try gateway.cli(["stats", "--json"]).stdout)
             subscribed = (now["wiretap"] as? [String: Any])?["subscribers"] as? Int == 1
             if !subscribed { try await Task.sleep(for: .milliseconds(100)) }
         }
-        kill(tap.processIdentifier, SIGTERM)
-        tap.waitUntilExit()
+        tap.kill(SIGTERM)
+        tap.wait()
         #expect(subscribed, "sluice wiretap did not hold a stream open")
 
         // Performance mode off: findings answer 503 with the hint, the CLI exits 1 and says so.
@@ -221,14 +204,14 @@ struct RolloutCommandTests {
     @Test func sigtermWithAConnectedWiretapClientStopsAtOnce() async throws {
         let gateway = try await RunningGateway()
         defer { gateway.stop() }
-        let tap = Process()
-        tap.executableURL = sluiceBinary
-        tap.arguments = ["wiretap", "--server", gateway.server, "--insecure"]
-        tap.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_TOKEN": gateway.admin]) { $1 }
-        tap.standardOutput = FileHandle.nullDevice
-        tap.standardError = FileHandle.nullDevice
-        try tap.run()
-        defer { if tap.isRunning { kill(tap.processIdentifier, SIGKILL) } }
+        let tap = try Subprocess.start(
+            [sluiceBinary.path, "wiretap", "--server", gateway.server, "--insecure"], stdout: .discard,
+            stderr: .discard,
+            environment: ProcessInfo.processInfo.environment.merging(["SLUICE_TOKEN": gateway.admin]) { $1 })
+        defer {
+            tap.kill(SIGKILL)
+            tap.wait()
+        }
         var subscribed = false
         for _ in 0..<50 where !subscribed {
             let stats = try object(try gateway.cli(["stats", "--json"]).stdout)
@@ -240,8 +223,7 @@ struct RolloutCommandTests {
         // The hub ends the stream before the server drains; the client sees the end and exits 0.
         #expect(gateway.stop() == 0)
         #expect(ContinuousClock.now - start < .seconds(3), "an open SSE stream held up SIGTERM")
-        tap.waitUntilExit()
-        #expect(tap.terminationStatus == 0)
+        #expect(tap.wait().status == 0)
     }
 
     @Test func errorsAreClearAndExitNonZero() async throws {

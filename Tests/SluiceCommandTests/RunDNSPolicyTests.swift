@@ -3,6 +3,7 @@
 // nothing leaves the machine). With the file, a name its rules deny is NXDOMAIN and an allowed one goes
 // upstream (SERVFAIL, the upstream being closed); without it the proxy has no policy and REFUSES both.
 import Foundation
+import SluiceProcess
 import Testing
 
 let kdigPath = ["/usr/bin/kdig", "/bin/kdig"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -20,16 +21,9 @@ struct RunDNSPolicyTests {
 
     /// `kdig` against the proxy; its output.
     func dig(_ port: Int, _ name: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: kdigPath!)
-        process.arguments = ["@127.0.0.1", "-p", "\(port)", "+retry=0", "+time=3", name, "A"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try Subprocess.start(
+            [kdigPath!, "@127.0.0.1", "-p", "\(port)", "+retry=0", "+time=3", name, "A"], stderr: .sameAsStdout
+        ).wait().stdout
     }
 
     /// Runs the gateway with `extra` arguments until `body` returns; always terminated and reaped.
@@ -38,21 +32,16 @@ struct RunDNSPolicyTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let port = Int.random(in: 20_000...60_000)
-        let process = Process()
-        process.executableURL = sluiceBinary
-        process.arguments = [
-            "run", "--data-dir", directory.path, "--dataplane", "none", "--api-plaintext", "--api-listen",
-            "127.0.0.1:0", "--metrics-listen", "off", "--dns-listen", "127.0.0.1:\(port)",
-            "--dns-upstream", "127.0.0.1:9",
-        ] + extra
         let log = directory.appendingPathComponent("log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = process.standardOutput
-        try process.run()
+        let process = try Subprocess.start(
+            [
+                sluiceBinary.path, "run", "--data-dir", directory.path, "--dataplane", "none", "--api-plaintext",
+                "--api-listen", "127.0.0.1:0", "--metrics-listen", "off", "--dns-listen", "127.0.0.1:\(port)",
+                "--dns-upstream", "127.0.0.1:9",
+            ] + extra, stdout: .appendFile(log.path), stderr: .sameAsStdout)
         defer {
-            process.terminate()
-            process.waitUntilExit()
+            process.kill(SIGTERM)
+            process.wait()
         }
         // Until the proxy answers at all (REFUSED, NXDOMAIN or SERVFAIL all mean it listens).
         var ready = false

@@ -13,6 +13,7 @@ import Glibc
 #endif
 import Foundation
 import SluicePacket
+import SluiceProcess
 import SluicePolicy
 import Testing
 @testable import SluiceDataplane
@@ -30,7 +31,7 @@ enum IntegrationEnvironment {
         }
         if XDPProgram.locateObject() == nil {
             // Build it the way a developer would; a failure here is a real failure, reported below.
-            _ = try? Shell.run(["bash", repositoryRoot + "/bpf/build.sh"])
+            _ = try? Subprocess.check(["bash", repositoryRoot + "/bpf/build.sh"])
             if XDPProgram.locateObject() == nil { return "BPF object missing and bpf/build.sh failed (clang installed?)" }
         }
         return nil
@@ -51,38 +52,6 @@ enum IntegrationEnvironment {
     }
 }
 
-/// Runs commands for test setup, with stderr in the error.
-enum Shell {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    @discardableResult
-    static func run(_ arguments: [String]) throws -> String {
-        let process = try start(arguments)
-        let output = (process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
-        let errors = (process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "\(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
-                + String(decoding: errors, as: UTF8.self))
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    static func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.environment = ["PATH": IntegrationEnvironment.toolPath]
-        process.standardInput = Pipe()
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        return process
-    }
-}
-
 @Suite(.serialized) struct AFXDPIntegrationTests {
     @Test(.enabled(if: IntegrationEnvironment.canRun, "needs root, iproute2, ping and clang/bpf/build.sh; see stderr"))
     func transitTrafficReachesTheSocketWhileARPAndLocalTrafficReachTheKernel() throws {
@@ -91,29 +60,20 @@ enum Shell {
         let hostInterface = "slt\(tag)h"
         let peerInterface = "slt\(tag)p"
         let subnet = "10.213.\(tag % 250)"
+        let veth = VethPeer(
+            namespace: namespace, host: hostInterface, peer: peerInterface, subnet: subnet, prefix6: "fd00:213:")
         defer {
-            _ = try? Shell.run(["ip", "netns", "del", namespace])
-            _ = try? Shell.run(["ip", "link", "del", hostInterface])
-            _ = try? Shell.run(["ip", "route", "del", "blackhole", "198.51.100.0/24"])
-            _ = try? Shell.run(["ip", "-6", "route", "del", "blackhole", "2001:db8:7::/64"])
+            veth.remove()
+            _ = try? Subprocess.check(["ip", "route", "del", "blackhole", "198.51.100.0/24"])
+            _ = try? Subprocess.check(["ip", "-6", "route", "del", "blackhole", "2001:db8:7::/64"])
         }
         // The test's transit destinations are blackholed here, so that nothing the test sends can be
         // routed off this machine even while no XDP program is attached.
-        try Shell.run(["ip", "route", "replace", "blackhole", "198.51.100.0/24"])
-        try Shell.run(["ip", "-6", "route", "replace", "blackhole", "2001:db8:7::/64"])
-        try Shell.run(["ip", "netns", "add", namespace])
-        try Shell.run(["ip", "link", "add", hostInterface, "type", "veth", "peer", "name", peerInterface,
-                       "netns", namespace])
-        try Shell.run(["ip", "addr", "add", "\(subnet).1/24", "dev", hostInterface])
-        try Shell.run(["ip", "link", "set", hostInterface, "up"])
-        try Shell.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
-        try Shell.run(["ip", "-n", namespace, "addr", "add", "\(subnet).2/24", "dev", peerInterface])
-        try Shell.run(["ip", "-n", namespace, "link", "set", peerInterface, "up"])
-        try Shell.run(["ip", "-n", namespace, "route", "add", "198.51.100.0/24", "via", "\(subnet).1"])
-        // IPv6 without duplicate address detection, so the addresses are usable at once.
-        try Shell.run(["ip", "addr", "add", "fd00:213::1/64", "dev", hostInterface, "nodad"])
-        try Shell.run(["ip", "-n", namespace, "addr", "add", "fd00:213::2/64", "dev", peerInterface, "nodad"])
-        try Shell.run(["ip", "-n", namespace, "route", "add", "2001:db8:7::/64", "via", "fd00:213::1"])
+        try Subprocess.check(["ip", "route", "replace", "blackhole", "198.51.100.0/24"])
+        try Subprocess.check(["ip", "-6", "route", "replace", "blackhole", "2001:db8:7::/64"])
+        try veth.create()
+        try Subprocess.check(["ip", "-n", namespace, "route", "add", "198.51.100.0/24", "via", "\(subnet).1"])
+        try Subprocess.check(["ip", "-n", namespace, "route", "add", "2001:db8:7::/64", "via", "fd00:213::1"])
 
         let program = try XDPProgram()
         var log: [String] = []
@@ -127,14 +87,14 @@ enum Shell {
         var loop = ReceiveLoop(socket: socket, fillTarget: 512)
 
         // The host's own address: ARP and ICMP go to the kernel, which answers.
-        try Shell.run(["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "2", "\(subnet).1"])
-        let neighbour = try Shell.run(["ip", "-n", namespace, "neigh", "show", "\(subnet).1"])
+        try Subprocess.check(["ip", "netns", "exec", namespace, "ping", "-c", "1", "-W", "2", "\(subnet).1"])
+        let neighbour = try Subprocess.check(["ip", "-n", namespace, "neigh", "show", "\(subnet).1"])
         #expect(neighbour.contains("lladdr"), "ARP for the gateway was answered by the kernel: \(neighbour)")
         // The same over IPv6: neighbour discovery and ICMPv6 to the host's own address.
-        try Shell.run(["ip", "netns", "exec", namespace, "ping", "-6", "-c", "1", "-W", "2", "fd00:213::1"])
+        try Subprocess.check(["ip", "netns", "exec", namespace, "ping", "-6", "-c", "1", "-W", "2", "fd00:213::1"])
 
         // Transit: five UDP datagrams through the host.
-        let sender = try Shell.start(["ip", "netns", "exec", namespace, "bash", "-c",
+        let sender = try Subprocess.start(["ip", "netns", "exec", namespace, "bash", "-c",
             "for i in 1 2 3 4 5; do echo sluice-$i > /dev/udp/198.51.100.7/9999; "
                 + "echo sluice6-$i > /dev/udp/2001:db8:7::7/9999; sleep 0.05; done"])
         let transitV6Destination: UInt128 = 0x2001_0db8_0007_0000_0000_0000_0000_0007
@@ -158,7 +118,7 @@ enum Shell {
                 }
             }
         }
-        sender.waitUntilExit()
+        sender.wait()
         #expect(transit == 5, "IPv4 UDP datagrams seen on the AF_XDP socket (other frames: \(other))")
         #expect(transitV6 == 5, "IPv6 UDP datagrams seen on the AF_XDP socket (other frames: \(other))")
         #expect(loop.framesWithKernel + loop.allocator.available == umem.frameCount)
@@ -173,12 +133,12 @@ enum Shell {
 
         // Fail closed: with no socket on the queue, transit packets are dropped, not passed.
         program.unregisterSocket(queue: 0)
-        try Shell.run(["ip", "netns", "exec", namespace, "bash", "-c", "echo late > /dev/udp/198.51.100.7/9999"])
+        try Subprocess.check(["ip", "netns", "exec", namespace, "bash", "-c", "echo late > /dev/udp/198.51.100.7/9999"])
         counters = try program.counters()
         #expect(counters[.droppedNoSocket] >= 1)
 
         attachment.detach()
-        let link = try Shell.run(["ip", "link", "show", hostInterface])
+        let link = try Subprocess.check(["ip", "link", "show", hostInterface])
         #expect(!link.contains("xdp"), "detached: \(link)")
     }
 
@@ -187,16 +147,16 @@ enum Shell {
         let tag = getpid() % 100_000
         let interface = "slt\(tag)s"
         let peer = "slt\(tag)t"
-        defer { _ = try? Shell.run(["ip", "link", "del", interface]) }
-        try Shell.run(["ip", "link", "add", interface, "type", "veth", "peer", "name", peer])
+        defer { _ = try? Subprocess.check(["ip", "link", "del", interface]) }
+        try Subprocess.check(["ip", "link", "add", interface, "type", "veth", "peer", "name", peer])
         let program = try XDPProgram()
         // What a crash of an old, non-link attach would leave behind.
-        try Shell.run(["ip", "link", "set", "dev", interface, "xdpdrv", "obj", program.objectPath,
-                       "sec", "xdp"])
+        try Subprocess.check(["ip", "link", "set", "dev", interface, "xdpdrv", "obj", program.objectPath,
+                              "sec", "xdp"])
         var log: [String] = []
         let attachment = try program.attach(to: interface) { log.append($0) }
         #expect(log.contains { $0.contains("replaced stale") }, "log: \(log)")
         attachment.detach()
-        #expect(!(try Shell.run(["ip", "link", "show", interface])).contains("xdp"))
+        #expect(!(try Subprocess.check(["ip", "link", "show", interface])).contains("xdp"))
     }
 }

@@ -8,6 +8,7 @@ import Glibc
 #endif
 import Foundation
 import SluicePacket
+import SluiceProcess
 import Testing
 @testable import SluiceDataplane
 
@@ -30,19 +31,11 @@ import Testing
         let host = "slf\(tag)h"
         let peer = "slf\(tag)p"
         let subnet = "10.214.\(tag % 250)"
-        defer {
-            _ = try? Shell.run(["ip", "netns", "del", namespace])
-            _ = try? Shell.run(["ip", "link", "del", host])
-        }
-        try Shell.run(["ip", "netns", "add", namespace])
-        try Shell.run(["ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", namespace])
-        try Shell.run(["ip", "addr", "add", "\(subnet).1/24", "dev", host])
-        try Shell.run(["ip", "addr", "add", "fd00:214::1/64", "dev", host, "nodad"])
-        try Shell.run(["ip", "link", "set", host, "up"])
-        try Shell.run(["ip", "-n", namespace, "addr", "add", "\(subnet).2/24", "dev", peer])
-        try Shell.run(["ip", "-n", namespace, "link", "set", peer, "up"])
-        try Shell.run(["ip", "route", "add", "198.18.\(tag % 250).0/24", "via", "\(subnet).2", "dev", host])
-        let peerMAC = try Shell.run(["ip", "-n", namespace, "-br", "link", "show", peer])
+        let veth = VethPeer(namespace: namespace, host: host, peer: peer, subnet: subnet, prefix6: "fd00:214:")
+        defer { veth.remove() }
+        try veth.create()
+        try Subprocess.check(["ip", "route", "add", "198.18.\(tag % 250).0/24", "via", "\(subnet).2", "dev", host])
+        let peerMAC = try Subprocess.check(["ip", "-n", namespace, "-br", "link", "show", peer])
             .split(separator: " ", omittingEmptySubsequences: true)[2]
 
         var snapshot = try ForwardingSnapshot.read(inside: host, outside: "lo")

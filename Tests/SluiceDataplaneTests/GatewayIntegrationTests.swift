@@ -11,6 +11,7 @@
 import Glibc
 #endif
 import Foundation
+import SluiceProcess
 import Testing
 @testable import SluiceDataplane
 
@@ -76,8 +77,8 @@ enum GatewayLab {
         func inClient(_ arguments: [String]) -> (ok: Bool, output: String) { lab.inClient(arguments) }
         func eventually(_ attempts: Int = 5, _ probe: () -> Bool) -> Bool { lab.eventually(attempts, probe) }
         try #require(log().contains("policy file in force"), "sluice run started: \(log())")
-        #expect(try Shell.run(["ip", "-n", gateway, "link", "show", "gin"]).contains("xdp"))
-        let table = try Shell.run(["ip", "netns", "exec", gateway, "nft", "list", "table", "inet", "sluice"])
+        #expect(try Subprocess.check(["ip", "-n", gateway, "link", "show", "gin"]).contains("xdp"))
+        let table = try Subprocess.check(["ip", "netns", "exec", gateway, "nft", "list", "table", "inet", "sluice"])
         #expect(table.contains("drop"))
 
         let udpV4 = eventually { inClient(["python3", "-c", GatewayTopology.udpProbe(upstreamV4, 7777)]).output
@@ -109,14 +110,12 @@ enum GatewayLab {
             except socket.timeout: print("nothing")
             """])
         usleep(300_000)
-        _ = try? Shell.run(["ip", "netns", "exec", upstream, "python3", "-c",
+        _ = try? Subprocess.check(["ip", "netns", "exec", upstream, "python3", "-c",
             "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
                 + "s.sendto(b'x', ('\(clientV4)', 9999))"])
-        #expect(!((try? Shell.run(["ip", "netns", "exec", upstream, "ping", "-c", "1", "-W", "1", clientV4])) != nil),
+        #expect(!((try? Subprocess.check(["ip", "netns", "exec", upstream, "ping", "-c", "1", "-W", "1", clientV4])) != nil),
                 "unsolicited ping from the outside")
-        let heard = String(
-            decoding: (clientListener.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        clientListener.waitUntilExit()
+        let heard = clientListener.wait().stdout
         #expect(heard.contains("nothing"), "unsolicited UDP from the outside: \(heard)")
 
         // Many flows (distinct source ports) spread over both rx queues of the inside interface.
@@ -124,7 +123,7 @@ enum GatewayLab {
             let probe = GatewayTopology.udpProbe(upstreamV4, 7777, sourcePort: 41000 + port)
             _ = inClient(["python3", "-c", probe])
         }
-        let stats = (try? Shell.run(["ip", "netns", "exec", gateway, "ethtool", "-S", "gin"])) ?? ""
+        let stats = (try? Subprocess.check(["ip", "netns", "exec", gateway, "ethtool", "-S", "gin"])) ?? ""
         let perQueue = (0..<2).map { queue in
             stats.split(separator: "\n").first { $0.contains("rx_queue_\(queue)_xdp_redirect") }
                 .flatMap { UInt64($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 0
@@ -146,12 +145,8 @@ enum GatewayLab {
             sys.stdin.readline()
             s.settimeout(0.5)
             print("after", probe(), flush=True)
-            """])
-        let flowOutput = (flow.standardOutput as! Pipe).fileHandleForReading
-        var before = ""
-        while !before.contains("\n"), let chunk = try? flowOutput.read(upToCount: 1), !chunk.isEmpty {
-            before += String(decoding: chunk, as: UTF8.self)
-        }
+            """], stdin: .pipe)
+        let before = flow.waitForOutput(timeout: 30) { $0.contains("\n") }
         #expect(before.contains("before echo:flow"), "the UDP flow works before the change: \(before)")
         let token = try lab.adminToken()
         let apiURL = lab.apiURL
@@ -160,30 +155,31 @@ enum GatewayLab {
                 + "\"match\": {\"proto\": \"udp\", \"dst_ports\": [7777]}},",
             with: "")
         #expect(!tcpOnly.contains("udp-echo"))
-        let write = try Shell.run(["ip", "netns", "exec", gateway, "curl", "-s", "-f", "-X", "POST",
-                                   "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
-                                   "--data", tcpOnly, "\(apiURL)/api/v1/policies"])
+        let write = try Subprocess.check(["ip", "netns", "exec", gateway, "curl", "-s", "-f", "-X", "POST",
+                                          "-H", "Authorization: Bearer \(token)",
+                                          "-H", "Content-Type: application/json",
+                                          "--data", tcpOnly, "\(apiURL)/api/v1/policies"])
         #expect(write.contains("confirmed"), "the API deployed the new policy and the workers confirmed: \(write)")
         // The earlier denies reached the API as findings (worker event rings → FindingRecorder).
-        let findings = try Shell.run(["ip", "netns", "exec", gateway, "curl", "-s", "-f",
-                                      "-H", "Authorization: Bearer \(token)", "\(apiURL)/api/v1/audit/findings"])
+        let findings = try Subprocess.check(["ip", "netns", "exec", gateway, "curl", "-s", "-f",
+                                             "-H", "Authorization: Bearer \(token)", "\(apiURL)/api/v1/audit/findings"])
         #expect(findings.contains("packet_deny") && findings.contains("7778") && findings.contains(upstreamV4),
                 "denied UDP 7778 is an audit finding: \(findings)")
-        (flow.standardInput as! Pipe).fileHandleForWriting.write("go\n".data(using: .utf8)!)
-        let after = String(decoding: flowOutput.readDataToEndOfFile(), as: UTF8.self)
-        flow.waitUntilExit()
+        flow.write("go\n")
+        let after = String(flow.wait().stdout.dropFirst(before.count))
         #expect(after.contains("after timeout"), "the live UDP flow is cut by the new policy: \(after)")
         #expect(inClient(["curl", "-s", "-m", "3", "http://\(upstreamV4):8080/"]).output.contains("sluice-upstream"),
                 "TCP 8080 is still allowed")
 
         // SIGTERM: graceful shutdown detaches XDP and removes the forward-path block.
-        kill(sluice.processIdentifier, SIGTERM)
+        sluice.kill(SIGTERM)
         let stopDeadline = Date().addingTimeInterval(15)
         while sluice.isRunning && Date() < stopDeadline { usleep(100_000) }
         #expect(!sluice.isRunning, "sluice stopped on SIGTERM; log: \(log())")
-        if !sluice.isRunning { #expect(sluice.terminationStatus == 0, "clean exit; log: \(log())") }
-        #expect(!(try Shell.run(["ip", "-n", gateway, "link", "show", "gin"])).contains("xdp"), "XDP detached")
-        #expect((try? Shell.run(["ip", "netns", "exec", gateway, "nft", "list", "table", "inet", "sluice"])) == nil,
+        if !sluice.isRunning { #expect(sluice.status == 0, "clean exit; log: \(log())") }
+        #expect(!(try Subprocess.check(["ip", "-n", gateway, "link", "show", "gin"])).contains("xdp"), "XDP detached")
+        #expect((try? Subprocess.check(["ip", "netns", "exec", gateway, "nft", "list", "table", "inet", "sluice"]))
+                    == nil,
                 "nftables table removed")
     }
 }

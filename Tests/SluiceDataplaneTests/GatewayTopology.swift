@@ -13,6 +13,7 @@
 import Glibc
 #endif
 import Foundation
+import SluiceProcess
 
 final class GatewayTopology {
     let tag = getpid() % 200
@@ -22,8 +23,8 @@ final class GatewayTopology {
     let work: URL
     let logFile: URL
     var dataDirectory: String { work.appendingPathComponent("data").path }
-    private(set) var sluice: Process?
-    private var processes: [Process] = []
+    private(set) var sluice: RunningProcess?
+    private var processes: [RunningProcess] = []
     private var closed = false
 
     /// Builds the topology, starts the upstream servers and `sluice run` with `policy` as its
@@ -56,45 +57,45 @@ final class GatewayTopology {
         guard !closed else { return }
         closed = true
         for process in processes where process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.kill(SIGKILL)
+            process.wait()
         }
-        for namespace in [client, gateway, upstream] { _ = try? Shell.run(["ip", "netns", "del", namespace]) }
+        for namespace in [client, gateway, upstream] { _ = try? Subprocess.check(["ip", "netns", "del", namespace]) }
         try? FileManager.default.removeItem(at: work)
     }
 
     private func build() throws {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         for namespace in [client, gateway, upstream] {
-            _ = try? Shell.run(["ip", "netns", "del", namespace])
-            try Shell.run(["ip", "netns", "add", namespace])
-            try Shell.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+            _ = try? Subprocess.check(["ip", "netns", "del", namespace])
+            try Subprocess.check(["ip", "netns", "add", namespace])
+            try Subprocess.check(["ip", "-n", namespace, "link", "set", "lo", "up"])
         }
         // Two veth pairs of two queues each; the gateway ends are moved into the gateway namespace.
-        try Shell.run(["ip", "-n", client, "link", "add", "c0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
-                       "peer", "name", "gin", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
-        try Shell.run(["ip", "-n", upstream, "link", "add", "u0", "numtxqueues", "2", "numrxqueues", "2", "type",
-                       "veth", "peer", "name", "gout", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
+        try Subprocess.check(["ip", "-n", client, "link", "add", "c0", "numtxqueues", "2", "numrxqueues", "2", "type",
+                              "veth", "peer", "name", "gin", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
+        try Subprocess.check(["ip", "-n", upstream, "link", "add", "u0", "numtxqueues", "2", "numrxqueues", "2", "type",
+                              "veth", "peer", "name", "gout", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
         func configure(_ namespace: String, _ interface: String, _ v4: String, _ v6: String) throws {
-            try Shell.run(["ip", "-n", namespace, "addr", "add", "\(v4)/24", "dev", interface])
-            try Shell.run(["ip", "-n", namespace, "addr", "add", "\(v6)/64", "dev", interface, "nodad"])
-            try Shell.run(["ip", "-n", namespace, "link", "set", interface, "up"])
-            _ = try? Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "gro", "on"])
+            try Subprocess.check(["ip", "-n", namespace, "addr", "add", "\(v4)/24", "dev", interface])
+            try Subprocess.check(["ip", "-n", namespace, "addr", "add", "\(v6)/64", "dev", interface, "nodad"])
+            try Subprocess.check(["ip", "-n", namespace, "link", "set", interface, "up"])
+            _ = try? Subprocess.check(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "gro", "on"])
             // veth hands checksum work on to the receiver (CHECKSUM_PARTIAL); AF_XDP sees the raw
             // bytes and forwards them as they are, so the hosts must finish their checksums.
             if interface == "c0" || interface == "u0" {
-                try Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "tx", "off"])
+                try Subprocess.check(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "tx", "off"])
             }
         }
         try configure(client, "c0", clientV4, clientV6)
         try configure(gateway, "gin", gatewayInV4, "fd77:\(tag)::1")
         try configure(gateway, "gout", gatewayOutV4, "fd79:\(tag)::1")
         try configure(upstream, "u0", upstreamV4, upstreamV6)
-        try Shell.run(["ip", "-n", client, "route", "add", "default", "via", gatewayInV4])
-        try Shell.run(["ip", "-n", client, "-6", "route", "add", "default", "via", "fd77:\(tag)::1"])
-        try Shell.run(["ip", "-n", upstream, "route", "add", "10.77.0.0/16", "via", gatewayOutV4])
-        try Shell.run(["ip", "-n", upstream, "-6", "route", "add", "fd77::/16", "via", "fd79:\(tag)::1"])
-        processes.append(try Shell.start(
+        try Subprocess.check(["ip", "-n", client, "route", "add", "default", "via", gatewayInV4])
+        try Subprocess.check(["ip", "-n", client, "-6", "route", "add", "default", "via", "fd77:\(tag)::1"])
+        try Subprocess.check(["ip", "-n", upstream, "route", "add", "10.77.0.0/16", "via", gatewayOutV4])
+        try Subprocess.check(["ip", "-n", upstream, "-6", "route", "add", "fd77::/16", "via", "fd79:\(tag)::1"])
+        processes.append(try Subprocess.start(
             ["ip", "netns", "exec", upstream, "python3", "-c", GatewayTopology.upstreamServer]))
     }
 
@@ -109,14 +110,8 @@ final class GatewayTopology {
             arguments += ["--policy", policyFile.path]
         }
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments + extraArguments
-        process.environment = ["PATH": IntegrationEnvironment.toolPath]
-        let logHandle = try FileHandle(forWritingTo: logFile)
-        process.standardOutput = logHandle
-        process.standardError = logHandle
-        try process.run()
+        let process = try Subprocess.start(
+            arguments + extraArguments, stdout: .appendFile(logFile.path), stderr: .sameAsStdout)
         processes.append(process)
         sluice = process
         let deadline = Date().addingTimeInterval(30)
@@ -124,7 +119,7 @@ final class GatewayTopology {
             usleep(100_000)
         }
         guard process.isRunning, log().contains("management API listening") else {
-            throw Shell.Failure(description: "sluice run did not start: \(log())")
+            throw ProcessError("sluice run did not start: \(log())")
         }
     }
 
@@ -139,8 +134,8 @@ final class GatewayTopology {
 
     /// A new admin token (`sluice token create` on the node).
     func adminToken() throws -> String {
-        try Shell.run(["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "token", "create",
-                       "--data-dir", dataDirectory, "--role", "admin"])
+        try Subprocess.check(["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "token", "create",
+                              "--data-dir", dataDirectory, "--role", "admin"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -152,15 +147,15 @@ final class GatewayTopology {
     /// Runs `arguments` in `namespace`: (exited 0, output or the error).
     func inNamespace(_ namespace: String, _ arguments: [String]) -> (ok: Bool, output: String) {
         do {
-            return (true, try Shell.run(["ip", "netns", "exec", namespace] + arguments))
+            return (true, try Subprocess.check(["ip", "netns", "exec", namespace] + arguments))
         } catch {
             return (false, "\(error)")
         }
     }
 
-    /// Starts `arguments` in `namespace` and keeps it until `close()`.
-    func start(in namespace: String, _ arguments: [String]) throws -> Process {
-        let process = try Shell.start(["ip", "netns", "exec", namespace] + arguments)
+    /// Starts `arguments` in `namespace`, output captured, and keeps it until `close()`.
+    func start(in namespace: String, _ arguments: [String], stdin: Subprocess.Input = .null) throws -> RunningProcess {
+        let process = try Subprocess.start(["ip", "netns", "exec", namespace] + arguments, stdin: stdin)
         processes.append(process)
         return process
     }

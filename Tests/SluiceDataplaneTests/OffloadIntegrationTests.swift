@@ -14,6 +14,7 @@
 import Glibc
 #endif
 import Foundation
+import SluiceProcess
 import Testing
 @testable import SluiceDataplane
 
@@ -55,41 +56,43 @@ import Testing
         var upstream: String { "slo-u\(tag)" }
         var upstreamV4: String { "10.83.\(tag).2" }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-offload-\(getpid())")
-        var processes: [Process] = []
-        var sluice: Process?
+        var processes: [RunningProcess] = []
+        var sluice: RunningProcess?
         var apiURL = ""
         var token = ""
 
         init() throws {
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
             for namespace in [client, gateway, upstream] {
-                _ = try? Shell.run(["ip", "netns", "del", namespace])
-                try Shell.run(["ip", "netns", "add", namespace])
-                try Shell.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+                _ = try? Subprocess.check(["ip", "netns", "del", namespace])
+                try Subprocess.check(["ip", "netns", "add", namespace])
+                try Subprocess.check(["ip", "-n", namespace, "link", "set", "lo", "up"])
             }
-            try Shell.run(["ip", "-n", client, "link", "add", "c0", "numtxqueues", "2", "numrxqueues", "2", "type",
-                           "veth", "peer", "name", "gin", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
-            try Shell.run(["ip", "-n", upstream, "link", "add", "u0", "numtxqueues", "2", "numrxqueues", "2", "type",
-                           "veth", "peer", "name", "gout", "numtxqueues", "2", "numrxqueues", "2", "netns", gateway])
+            try Subprocess.check(["ip", "-n", client, "link", "add", "c0", "numtxqueues", "2", "numrxqueues", "2",
+                                  "type", "veth", "peer", "name", "gin", "numtxqueues", "2", "numrxqueues", "2",
+                                  "netns", gateway])
+            try Subprocess.check(["ip", "-n", upstream, "link", "add", "u0", "numtxqueues", "2", "numrxqueues", "2",
+                                  "type", "veth", "peer", "name", "gout", "numtxqueues", "2", "numrxqueues", "2",
+                                  "netns", gateway])
             func configure(_ namespace: String, _ interface: String, _ v4: String) throws {
-                try Shell.run(["ip", "-n", namespace, "addr", "add", "\(v4)/24", "dev", interface])
-                try Shell.run(["ip", "-n", namespace, "link", "set", interface, "up"])
+                try Subprocess.check(["ip", "-n", namespace, "addr", "add", "\(v4)/24", "dev", interface])
+                try Subprocess.check(["ip", "-n", namespace, "link", "set", interface, "up"])
                 // GRO gives a veth NAPI: frames the XDP program redirects into its peer are received.
-                try Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "gro", "on"])
+                try Subprocess.check(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "gro", "on"])
                 if interface == "c0" || interface == "u0" {
-                    try Shell.run(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "tx", "off"])
+                    try Subprocess.check(["ip", "netns", "exec", namespace, "ethtool", "-K", interface, "tx", "off"])
                 }
             }
             try configure(client, "c0", "10.81.\(tag).2")
             try configure(gateway, "gin", "10.81.\(tag).1")
             try configure(gateway, "gout", "10.83.\(tag).1")
             try configure(upstream, "u0", upstreamV4)
-            try Shell.run(["ip", "-n", client, "route", "add", "default", "via", "10.81.\(tag).1"])
-            try Shell.run(["ip", "-n", upstream, "route", "add", "10.81.0.0/16", "via", "10.83.\(tag).1"])
-            processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c",
-                                              GatewayTopology.upstreamServer]))
+            try Subprocess.check(["ip", "-n", client, "route", "add", "default", "via", "10.81.\(tag).1"])
+            try Subprocess.check(["ip", "-n", upstream, "route", "add", "10.81.0.0/16", "via", "10.83.\(tag).1"])
+            processes.append(try Subprocess.start(["ip", "netns", "exec", upstream, "python3", "-c",
+                                                   GatewayTopology.upstreamServer]))
             // TCP 9090: reads until the client's FIN, answers with the byte count, closes.
-            processes.append(try Shell.start(["ip", "netns", "exec", upstream, "python3", "-c", """
+            processes.append(try Subprocess.start(["ip", "netns", "exec", upstream, "python3", "-c", """
                 import socket
                 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 9090)); l.listen()
                 while True:
@@ -109,18 +112,13 @@ import Testing
             try OffloadIntegrationTests.basePolicy.write(to: policyFile, atomically: true, encoding: .utf8)
             let logFile = work.appendingPathComponent("sluice-\(processes.count).log")
             FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "run",
-                                 "--data-dir", data.path, "--api-listen", "127.0.0.1:0", "--api-plaintext",
-                                 "--dataplane", "xdp", "--inside", "gin", "--outside", "gout",
-                                 "--policy", policyFile.path, "--queues", "2", "--cores", "0,1",
-                                 "--flow-table-size", "4096"] + extra
-            process.environment = ["PATH": IntegrationEnvironment.toolPath]
-            let handle = try FileHandle(forWritingTo: logFile)
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
+            let process = try Subprocess.start(
+                ["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "run",
+                 "--data-dir", data.path, "--api-listen", "127.0.0.1:0", "--api-plaintext",
+                 "--dataplane", "xdp", "--inside", "gin", "--outside", "gout",
+                 "--policy", policyFile.path, "--queues", "2", "--cores", "0,1",
+                 "--flow-table-size", "4096"] + extra,
+                stdout: .appendFile(logFile.path), stderr: .sameAsStdout)
             processes.append(process)
             sluice = process
             func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
@@ -131,15 +129,15 @@ import Testing
             try #require(process.isRunning && log().contains("policy file in force"), "sluice run started: \(log())")
             apiURL = log().split(separator: "\n").first { $0.contains("management API listening on") }
                 .map { String($0[$0.range(of: "http://")!.lowerBound...]) } ?? ""
-            token = try Shell.run(["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "token", "create",
-                                   "--data-dir", data.path, "--role", "admin"])
+            token = try Subprocess.check(["ip", "netns", "exec", gateway, GatewayLab.sluiceExecutable!, "token",
+                                          "create", "--data-dir", data.path, "--role", "admin"])
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
         /// Stops the running `sluice run` (SIGTERM) and waits for it.
         func stopSluice() {
             guard let sluice, sluice.isRunning else { return }
-            kill(sluice.processIdentifier, SIGTERM)
+            sluice.kill(SIGTERM)
             let deadline = Date().addingTimeInterval(15)
             while sluice.isRunning && Date() < deadline { usleep(50_000) }
             self.sluice = nil
@@ -150,7 +148,7 @@ import Testing
             var arguments = ["ip", "netns", "exec", gateway, "curl", "-s", body == nil ? "-f" : "-S",
                              "-H", "Authorization: Bearer \(token)"]
             if let body { arguments += ["-X", method, "-H", "Content-Type: application/json", "--data", body] }
-            return try Shell.run(arguments + ["\(apiURL)\(path)"])
+            return try Subprocess.check(arguments + ["\(apiURL)\(path)"])
         }
 
         /// The dataplane counters from /api/v1/stats.
@@ -170,7 +168,7 @@ import Testing
         }
 
         func inClient(_ arguments: [String]) -> String {
-            (try? Shell.run(["ip", "netns", "exec", client] + arguments)) ?? "failed"
+            (try? Subprocess.check(["ip", "netns", "exec", client] + arguments)) ?? "failed"
         }
 
         /// Runs a UDP session from `sourcePort` to 7777 (or `port`); returns the echoes received.
@@ -182,10 +180,12 @@ import Testing
 
         func cleanUp() {
             for process in processes where process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                process.kill(SIGKILL)
+                process.wait()
             }
-            for namespace in [client, gateway, upstream] { _ = try? Shell.run(["ip", "netns", "del", namespace]) }
+            for namespace in [client, gateway, upstream] {
+                _ = try? Subprocess.check(["ip", "netns", "del", namespace])
+            }
             try? FileManager.default.removeItem(at: work)
         }
     }

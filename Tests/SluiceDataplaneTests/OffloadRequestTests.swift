@@ -147,7 +147,7 @@ import Testing
             return
         }
         #expect(FlowOffload.tuple(outKey) == tuple && FlowOffload.tuple(inKey) == tuple.reversed())
-        #expect(outValue.egress_ifindex == 2 && inValue.egress_ifindex == 1)
+        #expect(outValue.egress_ifindex == 2 && inValue?.egress_ifindex == 1)
         var outbound = outValue
         let outMACs = withUnsafeBytes(of: &outbound.dst_mac) { Array($0) }
             + withUnsafeBytes(of: &outbound.src_mac) { Array($0) }
@@ -155,5 +155,9 @@ import Testing
         #expect(outValue.action == UInt8(SLUICE_FLOW_FORWARD) && outValue.packets == 0)
         #expect(FlowOffload.entries(tuple, snapshot: Topology.snapshot(routerResolved: false)) == nil,
                 "no install before the next hop is resolved")
+        // A client the gateway never sent to (one-way traffic): its own direction is offloaded,
+        // its replies stay with the workers.
+        let oneWay = FlowOffload.entries(tuple, snapshot: Topology.snapshot(clientResolved: false))
+        #expect(oneWay != nil && oneWay?.3 == nil && oneWay?.1.egress_ifindex == 2)
     }
 }

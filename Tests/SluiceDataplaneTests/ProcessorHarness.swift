@@ -33,11 +33,12 @@ enum Topology {
     static let server = ipv4("198.51.100.7")
     static let server6 = ipv6("2001:db8::7")
 
-    static func snapshot(routerResolved: Bool = true) -> ForwardingSnapshot {
-        var neighbours = [
-            ForwardingSnapshot.Neighbour(interfaceIndex: 1, family: .v4, address: client, mac: clientMAC),
-            ForwardingSnapshot.Neighbour(interfaceIndex: 1, family: .v6, address: client6, mac: clientMAC),
-        ]
+    static func snapshot(routerResolved: Bool = true, clientResolved: Bool = true) -> ForwardingSnapshot {
+        var neighbours: [ForwardingSnapshot.Neighbour] = []
+        if clientResolved {
+            neighbours.append(.init(interfaceIndex: 1, family: .v4, address: client, mac: clientMAC))
+            neighbours.append(.init(interfaceIndex: 1, family: .v6, address: client6, mac: clientMAC))
+        }
         if routerResolved {
             neighbours.append(.init(interfaceIndex: 2, family: .v4, address: ipv4("192.0.2.254"), mac: routerMAC))
             neighbours.append(.init(interfaceIndex: 2, family: .v6, address: ipv6("fd01::fe"), mac: routerMAC))

@@ -1,123 +1,19 @@
 // The real worker loop (runQueueWorker) against a fake kernel on another thread: for each side,
-// fill/rx/tx/completion rings in ordinary memory, driven with acquire/release atomics the way the
-// kernel drives real ones. A million frames go in on both sides (allowed, denied, replies,
-// unsolicited, garbage); the test checks that forwarded frames leave by the right side,
-// rewritten, that counters add up, and that every UMEM frame is accounted for at the end.
+// fill/rx/tx/completion rings in ordinary memory (SluiceDataplaneTesting's MemoryKernelSide), driven
+// with acquire/release atomics the way the kernel drives real ones. A million frames go in on both
+// sides (allowed, denied, replies, unsolicited, garbage); the test checks that forwarded frames leave
+// by the right side, rewritten, that counters add up, and that every UMEM frame is accounted for at
+// the end.
 // No root.
 
 import Atomics
 import CSluiceXDP
 import Foundation
+import SluiceDataplaneTesting
 import SluicePacket
 import SluicePolicy
 import Testing
 @testable import SluiceDataplane
-
-/// The kernel's half of the four rings of one side.
-final class FakeKernelSide: @unchecked Sendable {
-    let size: UInt32
-    let fill = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
-    let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
-    let tx = UnsafeMutablePointer<xsk_ring_prod>.allocate(capacity: 1)
-    let completion = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
-    /// producer, consumer, flags for each ring: fill 0-2, rx 3-5, tx 6-8, completion 9-11.
-    let indexes = UnsafeMutablePointer<UInt32>.allocate(capacity: 12)
-    let fillEntries: UnsafeMutablePointer<UInt64>
-    let completionEntries: UnsafeMutablePointer<UInt64>
-    let rxEntries: UnsafeMutablePointer<xdp_desc>
-    let txEntries: UnsafeMutablePointer<xdp_desc>
-
-    init(size: UInt32) {
-        self.size = size
-        indexes.initialize(repeating: 0, count: 12)
-        fillEntries = .allocate(capacity: Int(size))
-        completionEntries = .allocate(capacity: Int(size))
-        rxEntries = .allocate(capacity: Int(size))
-        txEntries = .allocate(capacity: Int(size))
-        // libxdp's convention: a producer's cached consumer starts one ring ahead.
-        fill.initialize(to: xsk_ring_prod(cached_prod: 0, cached_cons: size, mask: size - 1, size: size,
-                                          producer: indexes, consumer: indexes + 1,
-                                          ring: UnsafeMutableRawPointer(fillEntries), flags: indexes + 2))
-        rx.initialize(to: xsk_ring_cons(cached_prod: 0, cached_cons: 0, mask: size - 1, size: size,
-                                        producer: indexes + 3, consumer: indexes + 4,
-                                        ring: UnsafeMutableRawPointer(rxEntries), flags: indexes + 5))
-        tx.initialize(to: xsk_ring_prod(cached_prod: 0, cached_cons: size, mask: size - 1, size: size,
-                                        producer: indexes + 6, consumer: indexes + 7,
-                                        ring: UnsafeMutableRawPointer(txEntries), flags: indexes + 8))
-        completion.initialize(to: xsk_ring_cons(cached_prod: 0, cached_cons: 0, mask: size - 1, size: size,
-                                                producer: indexes + 9, consumer: indexes + 10,
-                                                ring: UnsafeMutableRawPointer(completionEntries), flags: indexes + 11))
-    }
-
-    deinit {
-        for pointer in [UnsafeMutableRawPointer(fill), UnsafeMutableRawPointer(rx), UnsafeMutableRawPointer(tx),
-                        UnsafeMutableRawPointer(completion), UnsafeMutableRawPointer(indexes),
-                        UnsafeMutableRawPointer(fillEntries), UnsafeMutableRawPointer(completionEntries),
-                        UnsafeMutableRawPointer(rxEntries), UnsafeMutableRawPointer(txEntries)] {
-            pointer.deallocate()
-        }
-    }
-
-    func index(_ slot: Int) -> UnsafeAtomic<UInt32> {
-        UnsafeAtomic(
-            at: UnsafeMutableRawPointer(indexes + slot).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self))
-    }
-
-    var rings: SideRings {
-        SideRings(rx: RxRing(ring: rx), tx: TxRing(ring: tx), fill: FillRing(ring: fill),
-                  completion: CompletionRing(ring: completion), fd: -1)
-    }
-
-    /// Moves up to `limit` frames from the fill ring into the rx ring, `write` filling each.
-    func receive(limit: Int, area: UnsafeMutableRawPointer, write: (UnsafeMutableRawPointer) -> Int) -> Int {
-        let fillProducer = index(0).load(ordering: .acquiring)
-        var fillConsumer = index(1).load(ordering: .relaxed)
-        var rxProducer = index(3).load(ordering: .relaxed)
-        let rxConsumer = index(4).load(ordering: .acquiring)
-        var delivered = 0
-        while delivered < limit && fillConsumer != fillProducer && rxProducer &- rxConsumer < size {
-            let address = fillEntries[Int(fillConsumer & (size - 1))]
-            fillConsumer &+= 1
-            let length = write(area + Int(address))
-            rxEntries[Int(rxProducer & (size - 1))] = xdp_desc(addr: address, len: UInt32(length), options: 0)
-            rxProducer &+= 1
-            delivered += 1
-        }
-        index(1).store(fillConsumer, ordering: .releasing)
-        index(3).store(rxProducer, ordering: .releasing)
-        return delivered
-    }
-
-    /// Takes what the worker transmitted (passing each frame to `sent`) and completes it.
-    func transmit(area: UnsafeMutableRawPointer, sent: (UnsafeRawBufferPointer) -> Void) -> Int {
-        let txProducer = index(6).load(ordering: .acquiring)
-        var txConsumer = index(7).load(ordering: .relaxed)
-        var completionProducer = index(9).load(ordering: .relaxed)
-        let completionConsumer = index(10).load(ordering: .acquiring)
-        var count = 0
-        while txConsumer != txProducer && completionProducer &- completionConsumer < size {
-            let descriptor = txEntries[Int(txConsumer & (size - 1))]
-            txConsumer &+= 1
-            sent(UnsafeRawBufferPointer(start: area + Int(descriptor.addr), count: Int(descriptor.len)))
-            completionEntries[Int(completionProducer & (size - 1))] = descriptor.addr
-            completionProducer &+= 1
-            count += 1
-        }
-        index(7).store(txConsumer, ordering: .releasing)
-        index(9).store(completionProducer, ordering: .releasing)
-        return count
-    }
-
-    /// Frames the kernel side holds: in fill and rx (receive side), in tx and completion (transmit side).
-    var heldForReceive: Int {
-        Int(index(0).load(ordering: .acquiring) &- index(1).load(ordering: .acquiring))
-            + Int(index(3).load(ordering: .acquiring) &- index(4).load(ordering: .acquiring))
-    }
-    var heldForTransmit: Int {
-        Int(index(6).load(ordering: .acquiring) &- index(7).load(ordering: .acquiring))
-            + Int(index(9).load(ordering: .acquiring) &- index(10).load(ordering: .acquiring))
-    }
-}
 
 @Suite struct QueueWorkerTests {
     @Test func aMillionFramesThroughTheWorkerLoopConserveTheUMEM() throws {
@@ -125,8 +21,8 @@ final class FakeKernelSide: @unchecked Sendable {
         let frameSize = 2048
         let area = UnsafeMutableRawPointer.allocate(byteCount: frameCount * frameSize, alignment: 4096)
         defer { area.deallocate() }
-        let inside = FakeKernelSide(size: 512)
-        let outside = FakeKernelSide(size: 512)
+        let inside = MemoryKernelSide(size: 512)
+        let outside = MemoryKernelSide(size: 512)
         let harness = ProcessorHarness(policy: try compilePolicy(Policies.web))
         let policy = Publication<CompiledPolicy>(initial: harness.policy, generation: 1, workerCount: 1)
         let forwarding = Publication<ForwardingSnapshot>(initial: Topology.snapshot(), generation: 1, workerCount: 1)
@@ -207,8 +103,7 @@ final class FakeKernelSide: @unchecked Sendable {
                 if MACAddress(from: frame, at: 0) != Topology.clientMAC { badRewrite += 1 }
             }
             // Done when everything was sent, the worker consumed both rx rings and nothing moves.
-            let drained = inside.index(3).load(ordering: .acquiring) == inside.index(4).load(ordering: .acquiring)
-                && outside.index(3).load(ordering: .acquiring) == outside.index(4).load(ordering: .acquiring)
+            let drained = inside.rxDrained && outside.rxDrained
             if progress == 0 && drained && sent.inside + sent.outside >= target {
                 idleRounds += 1
                 usleep(100)

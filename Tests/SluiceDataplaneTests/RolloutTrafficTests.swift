@@ -46,9 +46,7 @@ import Testing
                     time.sleep(0.1)
                 print("echoed" if got else "silent")
                 """])
-            let stream = String(decoding: (tap.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(),
-                                as: UTF8.self)
-            tap.waitUntilExit()
+            let stream = tap.wait().stdout
             return (sender.output.contains("echoed"), stream)
         }
         func findings() -> String {

@@ -2,6 +2,7 @@
 // streams (large enough to deadlock a naive reader), failures explained, detached services.
 import Foundation
 import SluiceLab
+import SluiceProcess
 import Testing
 
 #if canImport(Glibc)
@@ -43,8 +44,8 @@ struct CommandRunnerTests {
 
     @Test func missingProgramsAreNamed() throws {
         #expect(throws: LabError.self) { try runner.run(["sluice-no-such-program"]) }
-        #expect(try SystemCommandRunner.locate("/bin/sh") == "/bin/sh")
-        #expect(try SystemCommandRunner.locate("sh").hasSuffix("/sh"))
+        #expect(try Subprocess.locate("/bin/sh") == "/bin/sh")
+        #expect(try Subprocess.locate("sh").hasSuffix("/sh"))
     }
 
     @Test func detachedServiceLeadsItsOwnProcessGroupAndLogs() throws {

@@ -2,6 +2,7 @@
 // upstream's files, the gateway's command line, the JSON contract, and the example policy.
 import Foundation
 import SluiceLab
+import SluiceProcess
 import SluicePolicy
 import Testing
 
@@ -132,7 +133,7 @@ struct LabPlanTests {
         #expect(zone.contains("short 5 IN A   10.77.2.2"))
         #expect(zone.contains("blocked  IN A     10.77.2.3"))
         // nsd's own checker, when installed (no root needed).
-        guard let checker = try? SystemCommandRunner.locate("nsd-checkzone") else { return }
+        guard let checker = try? Subprocess.locate("nsd-checkzone") else { return }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("lab-\(UUID().uuidString).zone").path
         try zone.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }

@@ -4,6 +4,7 @@
 // over a running lab starts clean, and `down` leaves no namespace, process or file behind.
 import Foundation
 import SluiceLab
+import SluiceProcess
 import Testing
 
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ let sluiceBinary: String = {
 
 let isRoot = geteuid() == 0
 let hasTools = ["ip", "nsd", "openssl", "curl", "kdig", "ethtool", "ss"].allSatisfy {
-    (try? SystemCommandRunner.locate($0)) != nil
+    (try? Subprocess.locate($0)) != nil
 }
 
 @Suite(

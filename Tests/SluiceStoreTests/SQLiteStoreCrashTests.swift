@@ -2,6 +2,7 @@
 // the store and is killed with SIGKILL at a random moment; after reopening, every write the child
 // acknowledged is present and no record is partial (versions contiguous, admin log complete).
 import Foundation
+import SluiceProcess
 import Testing
 
 @testable import SluiceStore
@@ -69,25 +70,12 @@ import Testing
     /// Runs the helper until `afterMilliseconds` past its first acknowledgement, SIGKILLs it, and
     /// returns the complete lines it printed.
     func runAndKill(helper: URL, dbPath: String, afterMilliseconds: Int) throws -> String {
-        let process = Process()
-        process.executableURL = helper
-        process.arguments = [dbPath]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let reader = pipe.fileHandleForReading
-        var collected = Data()
+        let process = try Subprocess.start([helper.path, dbPath], stderr: .discard)
         // Wait for the first acknowledgement so the kill lands inside the storm, not in startup.
-        while !String(decoding: collected, as: UTF8.self).contains("\n") {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            collected.append(chunk)
-        }
+        process.waitForOutput(timeout: 60) { $0.contains("\n") }
         usleep(useconds_t(afterMilliseconds * 1000))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        collected.append(reader.readDataToEndOfFile())
-        var text = String(decoding: collected, as: UTF8.self)
+        process.kill(SIGKILL)
+        var text = process.wait().stdout
         // A line cut by the kill was not acknowledged.
         if !text.hasSuffix("\n"), let lastNewline = text.lastIndex(of: "\n") {
             text = String(text[...lastNewline])

@@ -16,6 +16,7 @@ import NIOCore
 import NIOPosix
 import SluiceDNS
 import SluiceLab
+import SluiceProcess
 import SluicePolicy
 
 /// Writes a line at once (unbuffered), so progress shows when piped into a file.
@@ -60,46 +61,22 @@ zone += "@ IN NS ns1\nns1 IN A 127.0.0.77\n"
 for index in 0..<names {
     zone += "h\(index) IN A 10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)\n"
 }
-try zone.write(to: work.appendingPathComponent("bench.test.zone"), atomically: true, encoding: .utf8)
-let dir = work.path
-try """
-server:
-    ip-address: 127.0.0.77@\(nsdPort)
-    username: ""
-    chroot: ""
-    zonesdir: "\(dir)"
-    pidfile: "\(dir)/nsd.pid"
-    zonelistfile: "\(dir)/zone.list"
-    xfrdfile: "\(dir)/xfrd.state"
-    xfrdir: "\(dir)"
-    logfile: "\(dir)/nsd.log"
-    database: ""
-    server-count: 1
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: bench.test
-    zonefile: bench.test.zone
-
-""".write(to: work.appendingPathComponent("nsd.conf"), atomically: true, encoding: .utf8)
-
+let nsd: LocalNSD
+do {
+    // Waits until nsd answers, so the first run does not measure its start.
+    nsd = try LocalNSD.start(
+        zone: "bench.test", zoneText: zone, address: "127.0.0.77", port: nsdPort,
+        directory: work.appendingPathComponent("nsd"), serverOptions: ["rrl-ratelimit: 0"])
+} catch {
+    say("dns-bench: \(error)")
+    exit(1)
+}
 
 func stopNSD() {
-    if let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
-       let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-        kill(-pid, SIGKILL)  // the daemon leads its own process group, with its server and xfrd children
-    }
+    nsd.stop()
     try? FileManager.default.removeItem(at: work)
 }
 
-_ = spawnAndWait("/usr/sbin/nsd", ["-c", "\(dir)/nsd.conf", "-P", "\(dir)/nsd.pid"], capture: false)
-// Wait until nsd answers (up to 5 s), so the first run does not measure its start.
-for _ in 0..<50 {
-    let probe = spawnAndWait("/usr/bin/kdig", ["@127.0.0.77", "-p", "\(nsdPort)", "+retry=0", "+time=1", "bench.test", "SOA"])
-    if probe.contains("status: NOERROR") { break }
-    usleep(100_000)
-}
 signal(SIGINT) { _ in
     stopNSD()
     exit(130)
@@ -136,8 +113,7 @@ let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 /// CPU seconds (user + system) of this bench's nsd: every process in the daemon's process group (main,
 /// xfrd, the server), from /proc (clock ticks, so 10 ms resolution: fine over runs of seconds).
 func nsdCPUSeconds() -> Double {
-    guard let text = try? String(contentsOfFile: "\(dir)/nsd.pid", encoding: .utf8),
-          let leader = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+    guard let leader = nsd.pid,
           let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
     var ticks = 0.0
     for entry in entries {
@@ -187,7 +163,7 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
     let cpuBefore = childrenCPUSeconds()
-    let output = spawnAndWait("/usr/bin/dnsperf", arguments)
+    let output = (try? Subprocess.run(["/usr/bin/dnsperf"] + arguments))?.stdout ?? ""
     let cpu = childrenCPUSeconds() - cpuBefore
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
