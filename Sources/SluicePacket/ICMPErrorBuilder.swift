@@ -87,15 +87,9 @@ public enum ICMPErrorBuilder {
         let total = quoteOffset + quote
 
         base.initializeMemory(as: UInt8.self, repeating: 0, count: quoteOffset)
-        PacketRewriter.setEthernetAddresses(base, destination: destinationMAC, source: sourceMAC)
-        let etherType = family == .v4 ? EtherType.ipv4 : EtherType.ipv6
-        if let vlanID = packet.vlanID {
-            base.storeBigEndian(EtherType.vlan, at: 12)
-            base.storeBigEndian(vlanID, at: 14)
-            base.storeBigEndian(etherType, at: 16)
-        } else {
-            base.storeBigEndian(etherType, at: 12)
-        }
+        PacketRewriter.writeEthernetHeader(base, destination: destinationMAC, source: sourceMAC,
+                                           etherType: family == .v4 ? EtherType.ipv4 : EtherType.ipv6,
+                                           vlanID: packet.vlanID)
 
         let (type, code) = message.typeAndCode(family)
         base.storeByte(type, at: icmpOffset)

@@ -13,6 +13,24 @@ public enum PacketRewriter {
         source.write(to: frame, at: 6)
     }
 
+    /// Writes a whole Ethernet header for a frame the gateway originates (an ICMP error, a TCP
+    /// reset): addresses, the 802.1Q tag of the packet it answers when that had one, and
+    /// `etherType`. The IP header follows at 14, or 18 with the tag.
+    @inlinable
+    public static func writeEthernetHeader(
+        _ frame: UnsafeMutableRawPointer, destination: MACAddress, source: MACAddress, etherType: UInt16,
+        vlanID: UInt16?
+    ) {
+        setEthernetAddresses(frame, destination: destination, source: source)
+        if let vlanID {
+            frame.storeBigEndian(EtherType.vlan, at: 12)
+            frame.storeBigEndian(vlanID, at: 14)
+            frame.storeBigEndian(etherType, at: 16)
+        } else {
+            frame.storeBigEndian(etherType, at: 12)
+        }
+    }
+
     /// Decrements the IPv4 TTL or IPv6 hop limit of a parsed packet, updating the IPv4 header
     /// checksum incrementally. Returns false and leaves the frame unchanged when the hop limit
     /// is 0 or 1: such a packet must not be forwarded (answer with ICMP time exceeded).

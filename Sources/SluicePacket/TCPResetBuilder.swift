@@ -84,15 +84,9 @@ public enum TCPResetBuilder {
         let l3 = packet.vlanID == nil ? 14 : 18
         let l4 = l3 + (family == .v4 ? 20 : 40)
         base.initializeMemory(as: UInt8.self, repeating: 0, count: total)
-        PacketRewriter.setEthernetAddresses(base, destination: destinationMAC, source: sourceMAC)
-        let etherType = family == .v4 ? EtherType.ipv4 : EtherType.ipv6
-        if let vlanID = packet.vlanID {
-            base.storeBigEndian(EtherType.vlan, at: 12)
-            base.storeBigEndian(vlanID, at: 14)
-            base.storeBigEndian(etherType, at: 16)
-        } else {
-            base.storeBigEndian(etherType, at: 12)
-        }
+        PacketRewriter.writeEthernetHeader(base, destination: destinationMAC, source: sourceMAC,
+                                           etherType: family == .v4 ? EtherType.ipv4 : EtherType.ipv6,
+                                           vlanID: packet.vlanID)
 
         base.storeBigEndian(tuple.sourcePort, at: l4)
         base.storeBigEndian(tuple.destinationPort, at: l4 + 2)
