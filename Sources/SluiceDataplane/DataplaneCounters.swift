@@ -31,9 +31,13 @@ public enum DataplaneCounter: Int, CaseIterable, Sendable {
     /// TCP resets the gateway sent (docs/design/dataplane-workers-and-flows.md, "TCP resets"), and
     /// resets towards the receiver left unsent because its next hop had no neighbour entry.
     case tcpResetsSent, tcpResetsNoNeighbour
+    /// CPU cycles the workers spent on batches that received something, from the receive to the
+    /// end of the batch's transmit and refill (idle polling excluded): divided by
+    /// `receivedPackets`, the worker's own cycles per packet, as the C baseline counts them.
+    case workerBusyCycles
 
     /// Number of counters (the last case's index + 1; computing `allCases.count` allocates).
-    public static let count = DataplaneCounter.tcpResetsNoNeighbour.rawValue + 1
+    public static let count = DataplaneCounter.workerBusyCycles.rawValue + 1
 
     /// The name used in `/api/v1/stats` and logs (snake case).
     public var name: String {

@@ -158,6 +158,7 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
         let now = monotonicNanoseconds()
         var outCount = (0, 0)
         var received = 0
+        let batchStart = sluice_cycles()
 
         // Completions first: the frames are free again for this batch's ICMP errors and fills.
         inTransmit.0 -= Int(sides.0.completion.reclaim(into: &allocator, limit: 2 * batchSize, frameMask: frameMask))
@@ -287,7 +288,10 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                 System.kickReceive(sides.1.fd)
             }
         }
-        if received > 0 { pending.add(.batches) }
+        if received > 0 {
+            pending.add(.batches)
+            pending.add(.workerBusyCycles, sluice_cycles() &- batchStart)
+        }
         context.counters.flush(pending.slots)
 
         if received == 0 {

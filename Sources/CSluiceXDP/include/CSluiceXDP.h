@@ -83,4 +83,18 @@ int sluice_nl_neighbours(int family, struct sluice_neighbour *out, int capacity)
 /* Asks the kernel to resolve addr on ifindex (ARP / neighbour solicitation); 0 or -errno. */
 int sluice_nl_neighbour_resolve(int ifindex, int family, const uint8_t *addr);
 
+/* The CPU's cycle counter (TSC on x86-64; the virtual counter on arm64), for the workers' own
+ * busy-cycle count: a few cycles to read, no system call. */
+static inline uint64_t sluice_cycles(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t value;
+    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(value));
+    return value;
+#else
+    return 0;
+#endif
+}
+
 #endif /* CSLUICEXDP_H */
