@@ -589,15 +589,6 @@ public final class FlowTable: @unchecked Sendable {
             }
             return true
         }
-
-        /// A copy of the flow `key`, if it is held (control plane, tests, the offload helper).
-        public func lookup(_ key: FlowKey) -> FlowEntry? {
-            let (shard, hash) = shardAndHash(key)
-            lock(shard)
-            defer { unlock(shard) }
-            let slot = find(shard, key, hash)
-            return slot >= 0 ? entry(shard, slot).pointee : nil
-        }
     }
 }
 

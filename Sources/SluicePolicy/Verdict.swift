@@ -31,8 +31,9 @@ public struct PacketQuery: Sendable, Equatable, CustomStringConvertible {
     /// Whether the protocol is ICMP or ICMPv6.
     public var isICMP: Bool { proto == 1 || proto == 58 }
 
+    /// Whether IP protocol `proto` carries ports (TCP, UDP, SCTP).
     @inline(__always)
-    static func hasPorts(_ proto: UInt8) -> Bool { proto == 6 || proto == 17 || proto == 132 }
+    public static func hasPorts(_ proto: UInt8) -> Bool { proto == 6 || proto == 17 || proto == 132 }
 
     public var description: String {
         let l4 = hasPorts ? " \(srcPort) -> \(dstPort)" : (isICMP ? " type \(icmpType) code \(icmpCode)" : "")

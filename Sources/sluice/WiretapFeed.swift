@@ -126,7 +126,7 @@ final class WiretapFeed: @unchecked Sendable {
     {
         let v4 = tuple.family == .v4
         // ICMP echo flows keep their identifier in the port fields; the wiretap shows no ports for them.
-        let ports = [IPProtocolNumber.tcp, IPProtocolNumber.udp, 132].contains(tuple.protocolNumber)
+        let ports = PacketQuery.hasPorts(tuple.protocolNumber)
         return FlowEvent(
             kind: kind, flowID: UInt64(bitPattern: Int64(key.hashValue)), time: time,
             src: v4 ? .v4(tuple.sourceV4) : .v6(tuple.source), dst: v4 ? .v4(tuple.destinationV4) : .v6(tuple.destination),

@@ -106,12 +106,11 @@ struct DataplaneService: Service {
     {
         let tuple = event.tuple
         let destination: IPAddress = tuple.family == .v4 ? .v4(tuple.destinationV4) : .v6(tuple.destination)
-        let hasPorts = tuple.protocolNumber == 6 || tuple.protocolNumber == 17 || tuple.protocolNumber == 132
-        let names: [UInt8: String] = [1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"]
+        let hasPorts = PacketQuery.hasPorts(tuple.protocolNumber)
         return AuditFinding(
             type: "packet_deny", policyID: policy, sourceGroup: group, rule: rule,
             destination: destination.description, port: hasPorts ? Int(tuple.destinationPort) : nil,
-            proto: names[tuple.protocolNumber] ?? String(tuple.protocolNumber), enforced: event.enforced,
+            proto: FlowEvent.protoName(tuple.protocolNumber), enforced: event.enforced,
             firstSeen: time, lastSeen: time)
     }
 }

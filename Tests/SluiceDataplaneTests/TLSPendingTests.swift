@@ -145,7 +145,7 @@ struct Connection {
         }
     }
 
-    var flow: FlowEntry? { gateway.flows.handle.lookup(FlowKey.canonical(client.tuple).key) }
+    var flow: FlowEntry? { gateway.flows.entry(client.tuple) }
 }
 
 enum TLSPolicies {
