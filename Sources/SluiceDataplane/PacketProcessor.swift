@@ -2,6 +2,8 @@
 // of side S' (rewritten in place)" or "drop it, counting why". No rings and no threads here,
 // so it is tested without root against frames built in memory:
 //
+//   plain TCP/UDP (FlowHeaderParser) ─► flow table ─ plain hit ─► route, rewrite, forward (no full parse)
+//                                                  └ anything more ─► full parse ─► settle (below)
 //   parse ─fail─► drop malformed          fragment ─► drop (cannot judge)     no policy ─► drop
 //   ICMP error ─► flow of the quoted header (trackError)      other ─► flow table (track)
 //        new / re-judged flow: CompiledPolicy.lookup(initiator's tuple) ─► findings → events
@@ -44,8 +46,9 @@ public struct PacketDecision {
     }
 
     public var action: Action
-    /// The parsed packet (valid for `.forward`, `.timeExceeded` and `.reset`).
-    public var packet: ParsedPacket?
+    // No parsed packet rides along: a decision is returned for every frame, and carrying a
+    // `ParsedPacket?` made each one a copy of about 200 bytes. The rare answers (time exceeded,
+    // resets) parse the frame again in `writeTimeExceeded` / `writeReset`.
 }
 
 /// The per-packet logic of one worker. A value holding raw views only (no reference counting);
@@ -88,6 +91,12 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     /// Decides what happens to the frame of `length` bytes at `frame`, received on `side`, and
     /// rewrites it in place when it is forwarded. `policy` and `forwarding` come from the
     /// worker's per-batch `Publication` reads; `now` is monotonic nanoseconds.
+    ///
+    /// Two ways through: a plain TCP/UDP packet (`FlowHeaderParser`) of a flow that needs nothing
+    /// but forwarding goes from the flow table straight to the rewrite, with no full parse and no
+    /// `ParsedPacket` (about 120 bytes) copied around; everything else, including that packet when
+    /// its flow outcome asks for more (findings, TLS, offload install, drop, cut), takes the full
+    /// parse and `settle`.
     @inline(__always)
     public func process(
         frame: UnsafeMutableRawPointer, length: Int, side: Side, now: UInt64,
@@ -97,6 +106,39 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         counters.add(.receivedPackets)
         counters.add(.receivedBytes, UInt64(length))
         let buffer = UnsafeRawBufferPointer(start: frame, count: length)
+        let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
+        // The judging closures are written at each call site, never stored in a variable: a stored
+        // closure counts as escaping and its captures would be boxed on the heap per packet. They
+        // read `self.learned` in place: a copy up here would run for every packet, and outside a
+        // specialization (the worker is generic over `Learned`) it is a value-witness call.
+        if let header = FlowHeaderParser.parse(buffer), let compiled = policy.value {
+            let outcome = flows.track(header.tuple, side: side, tcpFlags: header.tcpFlags, length: header.ipLength,
+                                      now: now, generation: policy.generation, offload: offloading) {
+                PacketProcessor.judge($0, icmp: nil, compiled: compiled, learned: self.learned)
+            }
+            countFlowChanges(outcome)
+            if outcome.disposition == .forward && !outcome.tlsPending && !outcome.offload
+                && !(outcome.judged && outcome.verdict.findingCount > 0) {
+                guard let forwarding else { return drop(.droppedNoRoute) }
+                return forwarding._withUnsafeGuaranteedRef { table -> PacketDecision in
+                    switch egress(family: header.tuple.family, destination: header.tuple.destination, side: side,
+                                  table: table) {
+                    case .drop(let reason):
+                        return drop(reason)
+                    case .via(let nextHopMAC, let ownMAC):
+                        // FlowHeaderParser only accepts hop limits above 1.
+                        PacketRewriter.decrementHopLimit(frame, family: header.tuple.family,
+                                                         l3Offset: header.l3Offset)
+                        return forwarded(frame, to: nextHopMAC, from: ownMAC, side: side, length: length)
+                    }
+                }
+            }
+            // The full parse accepts whatever FlowHeaderParser accepted (a tested contract).
+            guard let packet = try? PacketParser.parse(buffer) else { return drop(.droppedMalformed) }
+            return settle(outcome, packet: packet, frame: frame, length: length, side: side, now: now,
+                          generation: policy.generation, compiled: compiled, forwarding: forwarding,
+                          offloading: offloading)
+        }
         let packet: ParsedPacket
         do {
             packet = try PacketParser.parse(buffer)
@@ -105,58 +147,72 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         }
         if packet.fragment != nil { return drop(.droppedFragment) }
         guard let compiled = policy.value else { return drop(.droppedNoPolicy) }
-        let learned = self.learned
-        // The judging closure is written at each call site, never stored in a variable: a stored
-        // closure counts as escaping and its captures would be boxed on the heap per packet.
         let outcome: FlowOutcome
-        let offloading = offload?.enabled.load(ordering: .relaxed) ?? false
         if let icmp = packet.icmp, icmp.kind == .error {
             guard let embedded = icmp.embedded else { return drop(.droppedMalformed) }
             outcome = flows.trackError(quoting: embedded.tuple, side: side, now: now, generation: policy.generation) {
-                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+                PacketProcessor.judge($0, icmp: packet.icmp, compiled: compiled, learned: self.learned)
             }
         } else {
             outcome = flows.track(packet.tuple, side: side, tcpFlags: packet.tcpFlags, length: packet.ipLength,
                                   now: now, generation: policy.generation, offload: offloading) {
-                PacketProcessor.judge($0, packet: packet, compiled: compiled, learned: learned)
+                PacketProcessor.judge($0, icmp: packet.icmp, compiled: compiled, learned: self.learned)
             }
-            if outcome.offload, let offload {
-                let initiator = side == .inside ? packet.tuple : packet.tuple.reversed()
-                if offload.requests.push(OffloadRequest(initiator: initiator,
-                                                        generation: UInt32(truncatingIfNeeded: policy.generation))) {
-                    counters.add(.offloadRequests)
-                } else {
-                    // Ring full: unflag the flow so a later packet asks again (second lock, rare).
-                    counters.add(.offloadRequestsDropped)
-                    flows.withFlow(initiator) { flow in
-                        if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
-                    }
+        }
+        countFlowChanges(outcome)
+        return settle(outcome, packet: packet, frame: frame, length: length, side: side, now: now,
+                      generation: policy.generation, compiled: compiled, forwarding: forwarding, offloading: offloading)
+    }
+
+    @inline(__always)
+    func countFlowChanges(_ outcome: FlowOutcome) {
+        if outcome.opened { counters.add(.flowsOpened) }
+        if outcome.closed > 0 { counters.add(.flowsClosed, UInt64(outcome.closed)) }
+    }
+
+    /// Everything after the flow table for a packet that is more than a plain flow hit: the
+    /// offload request, findings, the TLS inspector, drops, cuts and resets, and forwarding with
+    /// the hop-limit check (ICMP time exceeded needs the parsed packet).
+    @inline(never)
+    func settle(
+        _ outcome: FlowOutcome, packet: ParsedPacket, frame: UnsafeMutableRawPointer, length: Int, side: Side,
+        now: UInt64, generation: UInt64, compiled: Unmanaged<CompiledPolicy>,
+        forwarding: Unmanaged<ForwardingSnapshot>?, offloading: Bool
+    ) -> PacketDecision {
+        if outcome.offload, let offload {
+            let initiator = side == .inside ? packet.tuple : packet.tuple.reversed()
+            if offload.requests.push(OffloadRequest(initiator: initiator,
+                                                    generation: UInt32(truncatingIfNeeded: generation))) {
+                counters.add(.offloadRequests)
+            } else {
+                // Ring full: unflag the flow so a later packet asks again (second lock, rare).
+                counters.add(.offloadRequestsDropped)
+                flows.withFlow(initiator) { flow in
+                    if let flow { flow.pointee.flags &= ~FlowEntry.offloadFlag }
                 }
             }
         }
-        if outcome.opened { counters.add(.flowsOpened) }
-        if outcome.closed > 0 { counters.add(.flowsClosed, UInt64(outcome.closed)) }
         if outcome.judged && outcome.verdict.findingCount > 0 {
-            report(outcome, packet: packet, side: side, now: now, generation: policy.generation, compiled: compiled)
+            report(outcome, packet: packet, side: side, now: now, generation: generation, compiled: compiled)
         }
         switch outcome.disposition {
         case .forward:
             if outcome.tlsPending {
                 if outcome.judged { counters.add(.tlsPending) }
                 if let stopped = inspectTLS(frame: frame, packet: packet, side: side, now: now,
-                                            generation: policy.generation, compiled: compiled) {
+                                            generation: generation, compiled: compiled) {
                     return stopped
                 }
             }
         case .denied:
             counters.add(.deniedBytes, UInt64(length))
-            if offloading && side == .inside { requestDrop(packet.tuple, generation: policy.generation) }
+            if offloading && side == .inside { requestDrop(packet.tuple, generation: generation) }
             if resetDeniedTCP { return dropOrReset(.deniedPackets, packet, bothEnds: false) }
             return drop(.deniedPackets)
         case .cut:
             counters.add(.flowsCut)
             let tuple = side == .inside ? packet.tuple : packet.tuple.reversed()
-            emit(DataplaneEvent(kind: .flowCut, tuple: tuple, generation: policy.generation,
+            emit(DataplaneEvent(kind: .flowCut, tuple: tuple, generation: generation,
                                 group: outcome.verdict.group, rule: outcome.verdict.rule, enforced: true,
                                 timestamp: now, worker: worker))
             return dropOrReset(.droppedFlowCut, packet, bothEnds: true)
@@ -168,26 +224,50 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         }
         guard let forwarding else { return drop(.droppedNoRoute) }
         return forwarding._withUnsafeGuaranteedRef { table -> PacketDecision in
-            let egress = table.interface(side.opposite)
-            let family = packet.tuple.family
-            guard let nextHop = table.nextHop(family: family, destination: packet.tuple.destination,
-                                              interfaceIndex: egress.index) else {
-                return drop(.droppedNoRoute)
+            switch egress(family: packet.tuple.family, destination: packet.tuple.destination, side: side,
+                          table: table) {
+            case .drop(let reason):
+                return drop(reason)
+            case .via(let nextHopMAC, let ownMAC):
+                guard PacketRewriter.decrementHopLimit(frame, packet) else {
+                    counters.add(.droppedHopLimit)
+                    return PacketDecision(action: .timeExceeded)
+                }
+                return forwarded(frame, to: nextHopMAC, from: ownMAC, side: side, length: length)
             }
-            guard let mac = table.neighbourMAC(interfaceIndex: egress.index, family: family, address: nextHop) else {
-                _ = neighbourRequests.push(NeighbourRequest(interfaceIndex: egress.index, family: family,
-                                                            address: nextHop))
-                return drop(.droppedNoNeighbour)
-            }
-            guard PacketRewriter.decrementHopLimit(frame, packet) else {
-                counters.add(.droppedHopLimit)
-                return PacketDecision(action: .timeExceeded, packet: packet)
-            }
-            PacketRewriter.setEthernetAddresses(frame, destination: mac, source: egress.mac)
-            counters.add(.allowedPackets)
-            counters.add(.allowedBytes, UInt64(length))
-            return PacketDecision(action: .forward(side.opposite), packet: packet)
         }
+    }
+
+    /// How a forwarded packet leaves: by the next hop's MAC from the egress interface's own, or
+    /// not at all.
+    enum Egress {
+        case via(nextHop: MACAddress, own: MACAddress)
+        /// No route by the other side, or its next hop is unresolved (resolution was requested).
+        case drop(DataplaneCounter)
+    }
+
+    /// The next hop of a packet to `destination` received on `side`: it must leave by the other
+    /// side, and its neighbour must be known (else the control plane is asked to resolve it).
+    @inline(__always)
+    func egress(family: IPFamily, destination: UInt128, side: Side, table: ForwardingSnapshot) -> Egress {
+        let egress = table.interface(side.opposite)
+        guard let nextHop = table.nextHop(family: family, destination: destination, interfaceIndex: egress.index)
+        else { return .drop(.droppedNoRoute) }
+        guard let mac = table.neighbourMAC(interfaceIndex: egress.index, family: family, address: nextHop) else {
+            _ = neighbourRequests.push(NeighbourRequest(interfaceIndex: egress.index, family: family, address: nextHop))
+            return .drop(.droppedNoNeighbour)
+        }
+        return .via(nextHop: mac, own: egress.mac)
+    }
+
+    /// Addresses a frame (hop limit already decremented) to its next hop and counts it forwarded.
+    @inline(__always)
+    func forwarded(_ frame: UnsafeMutableRawPointer, to nextHop: MACAddress, from own: MACAddress, side: Side,
+                   length: Int) -> PacketDecision {
+        PacketRewriter.setEthernetAddresses(frame, destination: nextHop, source: own)
+        counters.add(.allowedPackets)
+        counters.add(.allowedBytes, UInt64(length))
+        return PacketDecision(action: .forward(side.opposite))
     }
 
     /// The TLS-pending path (docs/design/tls-pending.md): the packet of a flow waiting for its
@@ -198,7 +278,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                     generation: UInt64, compiled: Unmanaged<CompiledPolicy>) -> PacketDecision? {
         let initiatorTuple = side == .inside ? packet.tuple : packet.tuple.reversed()
         let key = FlowKey.canonical(packet.tuple).key
-        let query = PacketProcessor.query(initiatorTuple, packet: packet)
+        let query = PacketProcessor.query(initiatorTuple, icmp: packet.icmp)
         let learned = self.learned
         let step: TLSStep
         if let tls {
@@ -276,17 +356,17 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
 
     /// The policy's verdict for the initiator's `tuple` (read without retain/release).
     @inline(__always)
-    static func judge(_ tuple: FiveTuple, packet: ParsedPacket, compiled: Unmanaged<CompiledPolicy>, learned: Learned)
+    static func judge(_ tuple: FiveTuple, icmp: ICMPInfo?, compiled: Unmanaged<CompiledPolicy>, learned: Learned)
         -> CompiledVerdict
     {
-        let query = PacketProcessor.query(tuple, packet: packet)
+        let query = PacketProcessor.query(tuple, icmp: icmp)
         return compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned) }
     }
 
     @inline(__always)
     func drop(_ reason: DataplaneCounter) -> PacketDecision {
         counters.add(reason)
-        return PacketDecision(action: .drop(reason), packet: nil)
+        return PacketDecision(action: .drop(reason))
     }
 
     /// Drops a packet counted under `reason`; a TCP segment other than a reset also asks the worker
@@ -296,8 +376,8 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         counters.add(reason)
         guard packet.tuple.protocolNumber == IPProtocolNumber.tcp, packet.hasTransportHeader,
               !packet.tcpFlags.contains(.rst)
-        else { return PacketDecision(action: .drop(reason), packet: nil) }
-        return PacketDecision(action: .reset(reason, bothEnds: bothEnds), packet: packet)
+        else { return PacketDecision(action: .drop(reason)) }
+        return PacketDecision(action: .reset(reason, bothEnds: bothEnds))
     }
 
     @inline(__always)
@@ -313,7 +393,7 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
         let tuple = side == .inside ? packet.tuple : packet.tuple.reversed()
         let kind: DataplaneEvent.Kind = outcome.opened || outcome.disposition == .denied ? .finding : .rejudged
         var findings = FindingList()
-        let query = PacketProcessor.query(tuple, packet: packet)
+        let query = PacketProcessor.query(tuple, icmp: packet.icmp)
         _ = compiled._withUnsafeGuaranteedRef { $0.lookup(query, learned: learned, findings: &findings) }
         for index in 0..<findings.held {
             let finding = findings[index]
@@ -325,13 +405,13 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
     /// The policy query for the initiator's `tuple`. ICMP type/code come from the packet, except
     /// for replies and errors, which are judged as the echo request that opened their flow.
     @inline(__always)
-    static func query(_ tuple: FiveTuple, packet: ParsedPacket) -> PacketQuery {
+    static func query(_ tuple: FiveTuple, icmp: ICMPInfo?) -> PacketQuery {
         let source: IPAddress = tuple.family == .v4 ? .v4(tuple.sourceV4) : .v6(tuple.source)
         let destination: IPAddress = tuple.family == .v4 ? .v4(tuple.destinationV4) : .v6(tuple.destination)
         var type: UInt8 = 0
         var code: UInt8 = 0
         if tuple.protocolNumber == IPProtocolNumber.icmp || tuple.protocolNumber == IPProtocolNumber.icmpv6 {
-            if let icmp = packet.icmp, icmp.kind == .echoRequest || icmp.kind == .other {
+            if let icmp, icmp.kind == .echoRequest || icmp.kind == .other {
                 type = icmp.type
                 code = icmp.code
             } else {
@@ -342,14 +422,15 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
                            dstPort: tuple.destinationPort, icmpType: type, icmpCode: code)
     }
 
-    /// Writes the ICMP time exceeded answering `packet` (from `original`, received on `side`)
-    /// into `buffer`: from the arrival interface's address and MAC back to the sender's MAC.
+    /// Writes the ICMP time exceeded answering the frame `original` (received on `side`, decided
+    /// `.timeExceeded`, parsed again here: the cold path) into `buffer`: from the arrival interface's address and MAC back to the sender's MAC.
     /// Returns the frame length, or nil when no error may or can be sent.
     public func writeTimeExceeded(
-        answering packet: ParsedPacket, original: UnsafeRawBufferPointer, side: Side,
+        original: UnsafeRawBufferPointer, side: Side,
         forwarding: Unmanaged<ForwardingSnapshot>, into buffer: UnsafeMutableRawBufferPointer
     ) -> Int? {
-        guard ICMPErrorBuilder.mayAnswer(packet, frame: original) else { return nil }
+        guard let packet = try? PacketParser.parse(original),
+              ICMPErrorBuilder.mayAnswer(packet, frame: original) else { return nil }
         return forwarding._withUnsafeGuaranteedRef { table -> Int? in
             let arrival = table.interface(side)
             let source: UInt128 = packet.tuple.family == .v4 ? UInt128(arrival.ipv4) : arrival.ipv6
@@ -362,16 +443,16 @@ public struct PacketProcessor<Learned: LearnedAddressLookup> {
 }
 
 extension PacketProcessor {
-    /// Writes the RST for `target` answering `packet` (from `original`, received on `side`) into
-    /// `buffer` (TCPResetBuilder). The sender's goes back out of the arrival side to the frame's
+    /// Writes the RST for `target` answering the frame `original` (received on `side`, decided
+    /// `.reset`, parsed again here: the cold path) into `buffer` (TCPResetBuilder). The sender's goes back out of the arrival side to the frame's
     /// source MAC; the receiver's goes out of the other side to its next hop's MAC from the
     /// forwarding snapshot, as forwarding would send it. Returns the frame length and its egress
     /// side, or nil when none may or can be sent (a missing neighbour is counted and asked for).
     public func writeReset(
-        _ target: TCPResetTarget, answering packet: ParsedPacket, original: UnsafeRawBufferPointer, side: Side,
+        _ target: TCPResetTarget, original: UnsafeRawBufferPointer, side: Side,
         forwarding: Unmanaged<ForwardingSnapshot>, into buffer: UnsafeMutableRawBufferPointer
     ) -> (length: Int, egress: Side)? {
-        guard original.count >= 14 else { return nil }
+        guard let packet = try? PacketParser.parse(original) else { return nil }
         return forwarding._withUnsafeGuaranteedRef { table -> (length: Int, egress: Side)? in
             let egress = target == .sender ? side : side.opposite
             let interface = table.interface(egress)

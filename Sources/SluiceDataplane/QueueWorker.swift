@@ -185,12 +185,12 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                 case .drop:
                     allocator.free(descriptor.addr & frameMask)
                 case .timeExceeded:
-                    if let packet = decision.packet, let forwarding, let answer = allocator.allocate() {
+                    if let forwarding, let answer = allocator.allocate() {
                         let buffer = UnsafeMutableRawBufferPointer(
                             start: area + Int(answer), count: context.frameSize - Int(XSK_UMEM__DEFAULT_FRAME_HEADROOM))
                         let original = UnsafeRawBufferPointer(start: frame, count: Int(descriptor.len))
                         if let length = processor.writeTimeExceeded(
-                            answering: packet, original: original, side: side, forwarding: forwarding, into: buffer) {
+                            original: original, side: side, forwarding: forwarding, into: buffer) {
                             let slot = side == .inside ? outCount.0 : Int(batchSize) * 2 + outCount.1
                             outAddresses[slot] = answer
                             outLengths[slot] = UInt32(length)
@@ -204,7 +204,7 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                 case .reset(_, let bothEnds):
                     // One RST per end, each on its own side: a received frame adds at most one frame
                     // per side, so the out slots (2 × batch per side) still suffice.
-                    if let packet = decision.packet, let forwarding {
+                    if let forwarding {
                         let original = UnsafeRawBufferPointer(start: frame, count: Int(descriptor.len))
                         for end in 0..<(bothEnds ? 2 : 1) {
                             guard let answer = allocator.allocate() else { break }
@@ -212,7 +212,7 @@ public func runQueueWorker<Learned: LearnedAddressLookup>(_ context: QueueWorker
                                 start: area + Int(answer),
                                 count: context.frameSize - Int(XSK_UMEM__DEFAULT_FRAME_HEADROOM))
                             if let (length, egress) = processor.writeReset(
-                                end == 0 ? .sender : .receiver, answering: packet, original: original, side: side,
+                                end == 0 ? .sender : .receiver, original: original, side: side,
                                 forwarding: forwarding, into: buffer) {
                                 let slot = egress == .inside ? outCount.0 : Int(batchSize) * 2 + outCount.1
                                 outAddresses[slot] = answer

@@ -36,19 +36,24 @@ public enum PacketRewriter {
     /// is 0 or 1: such a packet must not be forwarded (answer with ICMP time exceeded).
     @inlinable
     public static func decrementHopLimit(_ frame: UnsafeMutableRawPointer, _ packet: ParsedPacket) -> Bool {
-        let l3 = packet.l3Offset
         guard packet.hopLimit > 1 else { return false }
-        let newHopLimit = packet.hopLimit - 1
-        if packet.tuple.family == .v4 {
+        decrementHopLimit(frame, family: packet.tuple.family, l3Offset: packet.l3Offset)
+        return true
+    }
+
+    /// Decrements the TTL or hop limit of the IP header of `family` at `l3Offset`, which the
+    /// caller has checked is above 1 (`FlowHeaderParser` only accepts such packets).
+    @inlinable
+    public static func decrementHopLimit(_ frame: UnsafeMutableRawPointer, family: IPFamily, l3Offset l3: Int) {
+        if family == .v4 {
             // TTL shares a checksummed 16-bit word with the protocol byte.
             let oldWord = frame.loadBigEndianUInt16(at: l3 + 8)
-            let newWord = UInt16(newHopLimit) << 8 | (oldWord & 0x00FF)
+            let newWord = oldWord &- 0x0100
             let oldChecksum = frame.loadBigEndianUInt16(at: l3 + 10)
-            frame.storeByte(newHopLimit, at: l3 + 8)
+            frame.storeByte(UInt8(truncatingIfNeeded: newWord >> 8), at: l3 + 8)
             frame.storeBigEndian(InternetChecksum.update(oldChecksum, replacing: oldWord, with: newWord), at: l3 + 10)
         } else {
-            frame.storeByte(newHopLimit, at: l3 + 7)
+            frame.storeByte(frame.load(fromByteOffset: l3 + 7, as: UInt8.self) &- 1, at: l3 + 7)
         }
-        return true
     }
 }

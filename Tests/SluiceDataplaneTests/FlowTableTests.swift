@@ -238,7 +238,7 @@ import Testing
         let length = original.withUnsafeBytes { originalBytes in
             answer.withUnsafeMutableBytes { buffer in
                 gateway.processor.writeTimeExceeded(
-                    answering: decision.packet!, original: originalBytes, side: .inside,
+                    original: originalBytes, side: .inside,
                     forwarding: Unmanaged.passUnretained(gateway.forwarding!), into: buffer)
             }
         }

@@ -124,7 +124,7 @@ final class ProcessorHarness: @unchecked Sendable {
     /// The RSTs the worker would send for `decision` (of the frame last sent, from `side`), as it
     /// does: the sender's first, then the receiver's; each with its egress side.
     func resets(for decision: PacketDecision, from side: Side) -> [(side: Side, frame: [UInt8])] {
-        guard case .reset(_, let bothEnds) = decision.action, let packet = decision.packet, let forwarding else {
+        guard case .reset(_, let bothEnds) = decision.action, let forwarding else {
             return []
         }
         var result: [(side: Side, frame: [UInt8])] = []
@@ -132,7 +132,7 @@ final class ProcessorHarness: @unchecked Sendable {
             var output = [UInt8](repeating: 0, count: 256)
             let written = output.withUnsafeMutableBytes { buffer in
                 withExtendedLifetime(forwarding) {
-                    processor.writeReset(target, answering: packet,
+                    processor.writeReset(target,
                                          original: UnsafeRawBufferPointer(start: frame, count: length), side: side,
                                          forwarding: Unmanaged.passUnretained(forwarding), into: buffer)
                 }
