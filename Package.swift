@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         // The CLI client of the management API (`sluice policy apply`, `sluice stats`, ...).
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // Dataplane: acquire/release atomics in raw memory (policy pointer, epochs, counters, SPSC rings).
@@ -100,6 +101,7 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
         // The lab: network namespaces, veth pairs and upstream services for trying Sluice and for the
@@ -213,6 +215,7 @@ let package = Package(
                 "SluicePolicy",
                 "SluiceStore",
                 "SluiceProcess",
+                "SluicePolicyGen",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -7,6 +7,8 @@ import SluiceStore
 
 /// A policy record: `{id, name, mode, active, created_at, updated_at, version, policy}`, plus on
 /// writes the `deployment` that says which generation runs and whether the dataplane confirmed it.
+/// The policy is held as its stored canonical text: a single record goes out with that text spliced
+/// in as is (`responseBody`), lists parse it back for the encoder.
 struct PolicyJSON: ResponseEncodable {
     var id: String
     var name: String?
@@ -15,7 +17,8 @@ struct PolicyJSON: ResponseEncodable {
     var createdAt: Date
     var updatedAt: Date
     var version: Int
-    var policy: JSONValue
+    /// The policy object's canonical text (JSONValue.canonicalText), as the store holds it.
+    var policyText: String
     var deployment: DeploymentJSON?
     /// Parser warnings on writes (accepted, but worth a look).
     var warnings: [APIErrorDetail]?
@@ -26,7 +29,7 @@ struct PolicyJSON: ResponseEncodable {
         case updatedAt = "updated_at"
     }
 
-    init(_ stored: StoredPolicy, deployment: DeploymentState? = nil, warnings: [ValidationIssue] = []) throws {
+    init(_ stored: StoredPolicy, deployment: DeploymentState? = nil, warnings: [ValidationIssue] = []) {
         id = stored.id
         name = stored.name
         mode = stored.mode
@@ -34,9 +37,45 @@ struct PolicyJSON: ResponseEncodable {
         createdAt = stored.createdAt
         updatedAt = stored.updatedAt
         version = stored.version
-        policy = try JSONValue.stored(stored.body)
+        policyText = stored.body
         self.deployment = deployment.map(DeploymentJSON.init)
         self.warnings = warnings.isEmpty ? nil : warnings.map { APIErrorDetail(path: $0.path, message: $0.message) }
+    }
+
+    /// Set in an encoder's user info: the policy is written as `null`, to be spliced in afterwards.
+    static let policyPlaceholder = CodingUserInfoKey(rawValue: "sluice.policyPlaceholder")!
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encodeIfPresent(name, forKey: .name)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(active, forKey: .active)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(version, forKey: .version)
+        if encoder.userInfo[Self.policyPlaceholder] as? Bool == true {
+            try container.encode(JSONValue.null, forKey: .policy)
+        } else {
+            try container.encode(try JSONValue.stored(policyText), forKey: .policy)
+        }
+        try container.encodeIfPresent(deployment, forKey: .deployment)
+        try container.encodeIfPresent(warnings, forKey: .warnings)
+    }
+
+    /// The record as `encoder` (the API's: sorted keys) writes it, with the stored policy text
+    /// spliced in instead of parsed and encoded again: for a 10,000-rule policy that took about a
+    /// quarter of a write. The placeholder `"policy":null` can only be the top-level member: no
+    /// other object here has a `policy` key, and inside a JSON string every quote is escaped.
+    func responseBody(encoder: JSONEncoder) throws -> [UInt8] {
+        encoder.userInfo[Self.policyPlaceholder] = true
+        let skeleton = [UInt8](try encoder.encode(self))
+        let placeholder = Array(#""policy":null"#.utf8)
+        guard let start = skeleton.firstRange(of: placeholder)?.lowerBound else {
+            throw APIError(.internalServerError, "policy record without its policy member")
+        }
+        return Array(skeleton[..<(start + placeholder.count - 4)]) + Array(policyText.utf8)
+            + Array(skeleton[(start + placeholder.count)...])
     }
 }
 

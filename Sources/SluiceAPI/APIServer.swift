@@ -96,7 +96,8 @@ public enum APIServer {
         _ deps: APIDependencies, listen: APIListenConfiguration, logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout))
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: idleTimeout))
         let server: HTTPServerBuilder
         if let tls = listen.tls {
             server = try .tls(http1, tlsConfiguration: tls.serverConfiguration())

@@ -9,6 +9,9 @@ import SluiceStore
 struct ValidatedPolicyWrite {
     var write: PolicyWrite
     var warnings: [ValidationIssue]
+    /// The parsed policy of `write.body`, handed to the deployer so that it need not parse the
+    /// stored text again.
+    var config: PolicyConfig
 }
 
 /// Validation of policy write requests. Stateless; callable from any task.
@@ -40,7 +43,8 @@ enum PolicyRequestValidator {
         let body = document.member("policy") ?? .object([])
         return ValidatedPolicyWrite(
             write: PolicyWrite(name: parsed.value.name, mode: parsed.value.mode, body: body.canonicalText),
-            warnings: parsed.warnings.map { ValidationIssue(path: requestPath($0.path), message: $0.message) })
+            warnings: parsed.warnings.map { ValidationIssue(path: requestPath($0.path), message: $0.message) },
+            config: parsed.value.policy)
     }
 
     /// The parser reports paths inside the policy object relative to it (`source_groups[0]...`);

@@ -27,7 +27,7 @@ struct PolicyRoutes {
     }
 
     @Sendable func list(_ request: Request, context: SluiceRequestContext) async throws -> PolicyListJSON {
-        PolicyListJSON(policies: try await deps.store.policies().map { try PolicyJSON($0) })
+        PolicyListJSON(policies: try await deps.store.policies().map { PolicyJSON($0) })
     }
 
     @Sendable func get(_ request: Request, context: SluiceRequestContext) async throws -> Response {
@@ -35,7 +35,7 @@ struct PolicyRoutes {
         guard let stored = try await deps.store.policy(id: id) else {
             throw APIError(.notFound, "policy \(id) not found")
         }
-        return try respond(PolicyJSON(stored), status: .ok, etag: Self.etag(stored), request: request, context: context)
+        return try respond(PolicyJSON(stored), status: .ok, etag: Self.etag(stored), context: context)
     }
 
     @Sendable func getByName(_ request: Request, context: SluiceRequestContext) async throws -> Response {
@@ -43,7 +43,7 @@ struct PolicyRoutes {
         guard let stored = try await deps.store.policy(named: name) else {
             throw APIError(.notFound, "no policy named '\(name)'")
         }
-        return try respond(PolicyJSON(stored), status: .ok, etag: Self.etag(stored), request: request, context: context)
+        return try respond(PolicyJSON(stored), status: .ok, etag: Self.etag(stored), context: context)
     }
 
     @Sendable func put(_ request: Request, context: SluiceRequestContext) async throws -> Response {
@@ -101,22 +101,22 @@ struct PolicyRoutes {
         _ stored: StoredPolicy, _ validated: ValidatedPolicyWrite, status: HTTPResponse.Status, request: Request,
         context: SluiceRequestContext
     ) async throws -> Response {
-        let deployment = await deps.deployer.reconcile()
+        let deployment = await deps.deployer.reconcile(parsed: (validated.write.body, validated.config))
         var response = try respond(
             PolicyJSON(stored, deployment: deployment, warnings: validated.warnings), status: status,
-            etag: Self.etag(stored), request: request,
-            context: context)
+            etag: Self.etag(stored), context: context)
         if status == .created { response.headers[.location] = "/api/v1/policies/\(stored.id)" }
         return response
     }
 
     func respond(
-        _ body: PolicyJSON, status: HTTPResponse.Status, etag: String, request: Request, context: SluiceRequestContext
+        _ body: PolicyJSON, status: HTTPResponse.Status, etag: String, context: SluiceRequestContext
     ) throws -> Response {
-        var response = try body.response(from: request, context: context)
-        response.status = status
-        response.headers[.eTag] = etag
-        return response
+        let bytes = try body.responseBody(encoder: context.responseEncoder)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(bytes.count), .eTag: etag],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// A strong ETag naming both the policy and its version, so an ETag of a deleted and recreated

@@ -33,7 +33,10 @@ public struct SluiceRequestContext: RequestContext {
     public var maxUploadSize: Int { APIServer.maxBodyBytes }
 
     /// Responses print keys sorted and slashes unescaped, so equal documents are equal text.
-    public var responseEncoder: JSONEncoder {
+    public var responseEncoder: JSONEncoder { Self.makeResponseEncoder() }
+
+    /// A new encoder with the response settings.
+    static func makeResponseEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -68,6 +68,19 @@ import Testing
             "/usr/bin/curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(port)/ready"])
         #expect(ready.output == "200")
 
+        // curl sends `Expect: 100-continue` before a body over 1 MiB (a policy of thousands of rules)
+        // and waits for the go-ahead (1 s by default, 10 s here): the server must give it at once.
+        let expecting = try run(
+            "/usr/bin/curl",
+            ["-sk", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--expect100-timeout", "10",
+             "-H", "Authorization: Bearer \(tokenText)", "-H", "Content-Type: application/json",
+             "-H", "Expect: 100-continue", "-X", "PUT",
+             "https://127.0.0.1:\(port)/api/v1/policies/by-name/office-egress", "--data", "@policy.json"],
+            directory: directory)
+        let fields = expecting.output.split(separator: " ")
+        #expect(fields.first == "200", "reply: \(expecting.output)")
+        #expect((Double(fields.last ?? "") ?? 99) < 5, "the write waited for 100 Continue: \(expecting.output)")
+
         server.kill(SIGTERM)
         #expect(server.wait().status == 0)
     }
