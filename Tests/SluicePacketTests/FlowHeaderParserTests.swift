@@ -79,22 +79,7 @@ import Testing
         var accepted = 0
         for _ in 0..<40_000 {
             var frame = seeds.randomElement(using: &random)!
-            for _ in 0..<Int.random(in: 1...3, using: &random) {
-                switch Int.random(in: 0..<8, using: &random) {
-                case 0:
-                    frame = Array(frame.prefix(Int.random(in: 0...frame.count, using: &random)))
-                case 1:
-                    frame += (0..<Int.random(in: 1...16, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-                case 2:
-                    fixIPLength(&frame)
-                default:
-                    // Mostly within the headers, where the decisions are.
-                    if !frame.isEmpty {
-                        let index = Int.random(in: 0..<min(frame.count, 80), using: &random)
-                        frame[index] = UInt8.random(in: 0...255, using: &random)
-                    }
-                }
-            }
+            mutate(&frame, times: 1...3, using: &random)
             if let header = flowHeader(frame) {
                 accepted += 1
                 try expectAgreement(frame, header)

@@ -52,6 +52,25 @@ func fixIPLength(_ bytes: inout [UInt8]) {
     }
 }
 
+/// Applies 1 to `times` random mutations to `frame`: a cut, random bytes appended, IP lengths made
+/// to match the cut, or (most often) one byte overwritten.
+func mutate(_ frame: inout [UInt8], times: ClosedRange<Int>, using random: inout SplitMix64) {
+    for _ in 0..<Int.random(in: times, using: &random) {
+        switch Int.random(in: 0..<10, using: &random) {
+        case 0:
+            frame = Array(frame.prefix(Int.random(in: 0...frame.count, using: &random)))
+        case 1:
+            frame += (0..<Int.random(in: 1...16, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+        case 2:
+            fixIPLength(&frame)
+        default:
+            if !frame.isEmpty {
+                frame[Int.random(in: 0..<frame.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+        }
+    }
+}
+
 @Suite struct RobustnessTests {
     @Test(arguments: GoldenFrames.all.indices)
     func everyTruncationFails(frameIndex: Int) {
@@ -98,20 +117,7 @@ func fixIPLength(_ bytes: inout [UInt8]) {
         var parsed = 0
         for _ in 0..<40_000 {
             var frame = GoldenFrames.all.randomElement(using: &random)!
-            for _ in 0..<Int.random(in: 1...4, using: &random) {
-                switch Int.random(in: 0..<10, using: &random) {
-                case 0:
-                    frame = Array(frame.prefix(Int.random(in: 0...frame.count, using: &random)))
-                case 1:
-                    frame += (0..<Int.random(in: 1...16, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-                case 2:
-                    fixIPLength(&frame)
-                default:
-                    if !frame.isEmpty {
-                        frame[Int.random(in: 0..<frame.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
-                    }
-                }
-            }
+            mutate(&frame, times: 1...4, using: &random)
             if let packet = try? parse(frame) {
                 parsed += 1
                 checkInvariants(frame, packet)
