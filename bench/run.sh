@@ -207,7 +207,7 @@ sluice_gateway() {  # sluice_gateway SYSTEM RULES POLICY [extra flags]: start, m
         --queues "$queues" --cores "$cpus" "$@"; then
         measure "$system" "$n" "$worker_pid"
         stop_gateway
-        grep -E "^(flows_|dropped|denied|allowed|offload|xdp_|worker_|received_packets)" "$work/$system-$n.log" | sed "s/^/  $system-$n: /" >>"$out/gateway-counters.txt" || true
+        grep -E "^(flows_|dropped|denied|allowed|offload|xdp_|worker_|received_packets|transmitted_packets|batches|tx_|rx_wakeups|fill_ring)" "$work/$system-$n.log" | sed "s/^/  $system-$n: /" >>"$out/gateway-counters.txt" || true
         # The workers' own count, as the C loop's: busy cycles (receive to transmit) per received packet.
         awk '/^worker_busy_cycles /{c=$2} /^received_packets /{p=$2}
              END{if (p>0) printf "  %s-%s: worker_busy_cycles_per_packet %.0f\n", sys, n, c/p}' \

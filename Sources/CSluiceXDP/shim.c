@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -27,6 +28,15 @@ int sluice_pin_current_thread(int cpu)
 int sluice_current_cpu(void)
 {
 	return sched_getcpu();
+}
+
+int sluice_set_current_thread_name(const char *name)
+{
+	char truncated[16];
+
+	/* The kernel keeps 15 bytes and a NUL; longer names are refused with ERANGE. */
+	snprintf(truncated, sizeof(truncated), "%s", name);
+	return pthread_setname_np(pthread_self(), truncated);
 }
 
 int sluice_raise_memlock_limit(void)

@@ -218,12 +218,16 @@ public final class Dataplane: @unchecked Sendable {
                 } catch {
                     log("worker \(queue): not pinned to CPU \(core): \(error)")
                 }
+                do {
+                    try CPUAffinity.adoptProcessPriority(name: "sluice-q\(queue)")
+                } catch {
+                    log("worker \(queue): runs at its creator's priority, not the process's: \(error)")
+                }
                 let result = runQueueWorker(context)
                 context.pending.deallocate()
                 self?.recordAccounting(queue, result)
                 finished.leave()
             }
-            thread.name = "sluice-q\(queue)"
             thread.stackSize = 1 << 20
             threads.append(thread)
             thread.start()

@@ -309,8 +309,9 @@ public final class FlowTable: @unchecked Sendable {
         let seed: UInt64
         /// Per shard, one cache line: lock word at 0, flow count at 8.
         let headers: UnsafeMutableRawPointer
-        /// Per shard, `slotsPerShard` entries, cache-line aligned.
+        /// Per shard, `slotsPerShard` entries, cache-line aligned (in `entriesMapping`).
         let entries: UnsafeMutablePointer<FlowEntry>
+        let entriesMapping: (base: UnsafeMutableRawPointer, size: Int)
         let sweptCounter: UnsafeAtomic<UInt64>
 
         init(shardCount: Int, slotsPerShard: Int, limitPerShard: Int, timeouts: ResolvedTimeouts, seed: UInt64) {
@@ -324,15 +325,21 @@ public final class FlowTable: @unchecked Sendable {
             headers = .allocate(byteCount: shardCount * 64, alignment: 64)
             headers.initializeMemory(as: UInt8.self, repeating: 0, count: shardCount * 64)
             let bytes = shardCount * slotsPerShard * MemoryLayout<FlowEntry>.stride
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)  // every slot unused
+            // Huge pages: the probe lands on a random slot per packet (see HugePageMapping).
+            do {
+                entriesMapping = try HugePageMapping.map(bytes: bytes, what: "flow table")
+            } catch {
+                fatalError("cannot allocate the flow table: \(error)")  // as `allocate` does when out of memory
+            }
+            let raw = entriesMapping.base
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)  // every slot unused; faults it all in now
             entries = raw.bindMemory(to: FlowEntry.self, capacity: shardCount * slotsPerShard)
             sweptCounter = .create(0)
         }
 
         func deallocate() {
             headers.deallocate()
-            UnsafeMutableRawPointer(entries).deallocate()
+            HugePageMapping.unmap(entriesMapping)
             sweptCounter.destroy()
         }
 

@@ -32,11 +32,11 @@ public final class Umem {
         precondition(ringSize & (ringSize - 1) == 0, "ring size must be a power of two")
         self.frameCount = frameCount
         self.frameSize = frameSize
-        areaSize = frameCount * frameSize
-        let mapped = mmap(nil, areaSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let mapped, mapped != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw SystemError("mmap(UMEM, \(areaSize) bytes)", code: errno)
-        }
+        // Huge pages: the worker reads each received frame's headers at a random frame (see
+        // HugePageMapping). Registered with the kernel below like any anonymous memory.
+        let mapping = try HugePageMapping.map(bytes: frameCount * frameSize, what: "UMEM")
+        areaSize = mapping.size
+        let mapped = mapping.base
         area = mapped
         fillRing = .allocate(capacity: 1)
         fillRing.initialize(to: xsk_ring_prod())
@@ -46,7 +46,7 @@ public final class Umem {
             fill_size: ringSize, comp_size: ringSize, frame_size: UInt32(frameSize),
             frame_headroom: UInt32(XSK_UMEM__DEFAULT_FRAME_HEADROOM), flags: 0)
         var created: OpaquePointer? = nil
-        let status = xsk_umem__create(&created, mapped, UInt64(areaSize), fillRing, completionRing, &config)
+        let status = xsk_umem__create(&created, mapped, UInt64(frameCount * frameSize), fillRing, completionRing, &config)
         guard status == 0, let created else {
             munmap(mapped, areaSize)
             fillRing.deallocate()
