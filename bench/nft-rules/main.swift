@@ -9,9 +9,12 @@
 //                to a dispatch chain per distinct list of containing groups, one chain per group,
 //                and runs of consecutive same-verdict TCP/UDP/SCTP rules merged into one lookup in
 //                a concatenated interval set (meta l4proto . daddr . th dport).
+// Lists (`{ a, b }`) are written as named sets shared by identical lists (NamedSets: anonymous sets
+// make the kernel's load quadratic in their number).
 // Both begin with `ct state established,related accept` (the usual stateful forward chain; Sluice
 // is stateful too) and are exact translations of the first-match walk of docs/policy.md for
-// IPv4/IPv6 L3/L4 rules (checked below against the reference evaluator on generated packets);
+// IPv4/IPv6 L3/L4 rules, checked against the reference evaluator on generated packets twice: the
+// intermediate rule list, and each written file read back (ReadBack.swift);
 // rules the kernel cannot express (TLS, dns_hostname) would be left out and are counted — the
 // ClassBench profile has none.
 //   nft-rules --rules N [--seed S] --out DIR
