@@ -26,8 +26,8 @@
 #        [--gen-cpus 1] [--queues 1] [--frames 64|imix] [--family 4|6|mix] [--proto udp|tcp]
 #        [--flows 4096] [--systems LIST] [--extras LIST|none] [--out DIR] [--nice -19] [--nft-rules LIST]
 # --rate PPS: offer a fixed rate instead of all the generator can (loss-free capacity checks).
-# --nft-rules: the rule counts nftables is measured at (default: --rules); loading 100,000 rules
-# with `nft -f` takes many minutes on a 2-vCPU VM.
+# --nft-rules: the rule counts nftables is measured at (default: --rules); each `nft -f` load time
+# goes to OUT/nft-load.csv (100,000 rules: about 30-40 s on a 2-vCPU VM).
 # --nice: generator and gateways run at this nice level, so that builds sharing the machine take
 # less of the measured CPUs (the kernel's forwarding work runs in the generator's softirq context).
 set -euo pipefail

@@ -9,9 +9,12 @@
 //                to a dispatch chain per distinct list of containing groups, one chain per group,
 //                and runs of consecutive same-verdict TCP/UDP/SCTP rules merged into one lookup in
 //                a concatenated interval set (meta l4proto . daddr . th dport).
+// Lists (`{ a, b }`) are written as named sets shared by identical lists (NamedSets: anonymous sets
+// make the kernel's load quadratic in their number).
 // Both begin with `ct state established,related accept` (the usual stateful forward chain; Sluice
 // is stateful too) and are exact translations of the first-match walk of docs/policy.md for
-// IPv4/IPv6 L3/L4 rules (checked below against the reference evaluator on generated packets);
+// IPv4/IPv6 L3/L4 rules, checked against the reference evaluator on generated packets twice: the
+// intermediate rule list, and each written file read back (ReadBack.swift);
 // rules the kernel cannot express (TLS, dns_hostname) would be left out and are counted — the
 // ClassBench profile has none.
 //   nft-rules --rules N [--seed S] --out DIR
@@ -176,9 +179,9 @@ for proto: UInt8 in [6, 17, 1, 58] {
                                srcPort: 1024, dstPort: 9000, icmpType: v6 ? 128 : 8))
 }
 let reference = ReferenceEvaluator(request)
+let expectedVerdicts = packets.map { reference.evaluate($0).verdict == .allow }
 var mismatches = 0
-for p in packets {
-    let expected = reference.evaluate(p).verdict == .allow
+for (p, expected) in zip(packets, expectedVerdicts) {
     let s = value128(p.src), d = value128(p.dst)
     var got = defaultAccept
     search: for group in translated[family(p.src)]! {
@@ -222,24 +225,59 @@ func text(_ s: Span, _ f: Family) -> String {
     return "\(address(s.low, f))-\(address(s.high, f))"
 }
 
-func set(_ items: [String]) -> String { items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }" }
+/// The lists of one written file as named sets, one per distinct (expression, elements), declared at table
+/// level. Why not anonymous sets (`ip daddr { a, b }` inline): the kernel gives each anonymous set a name
+/// by scanning every set of the table (`nf_tables_set_alloc_name`, several passes past 32,768 sets), finds
+/// it again by a linear name search and binds it by walking the whole transaction
+/// (`__nft_set_trans_bind`), so a table with N rules holding lists loads in O(N²): 100,000 rules did
+/// not load in 11 minutes (docs/benchmarks.md). Named sets skip the naming and the walk, and sharing
+/// identical lists (a group's sources, common port lists) divides their number by ~5. Matching is the
+/// same: a set lookup either way.
+final class NamedSets {
+    private var names: [String: String] = [:]
+    private(set) var declarations = ""
+    var count: Int { names.count }
+
+    /// `items` as the right-hand side of `expr`: the single item itself, else a reference `@sN`.
+    func value(_ expr: String, _ items: [String], interval: Bool) -> String {
+        if items.count == 1 { return items[0] }
+        let key = expr + "|" + items.joined(separator: ",")
+        if let name = names[key] { return "@\(name)" }
+        let name = "s\(names.count)"
+        names[key] = name
+        declarations += """
+                set \(name) {
+                    typeof \(expr); flags constant\(interval ? ", interval" : "")
+                    elements = { \(items.joined(separator: ", ")) }
+                }
+
+            """
+        return "@\(name)"
+    }
+}
+
+/// Distinct values in ascending order (a set's elements; duplicates would be refused).
+func numbers(_ values: [UInt8]) -> [String] { Array(Set(values)).sorted().map(String.init) }
 
 func ports(_ ranges: [PortRange]) -> [String] {
     merged(ranges.map { Span(low: UInt128($0.lower), high: UInt128($0.upper)) })
         .map { $0.low == $0.high ? "\($0.low)" : "\($0.low)-\($0.high)" }
 }
 
-func body(_ r: NRule, _ f: Family, withSource: Bool) -> String {
+func body(_ r: NRule, _ f: Family, withSource: Bool, _ sets: NamedSets) -> String {
     let ip = f == .v4 ? "ip" : "ip6"
     var parts: [String] = []
-    if withSource { parts.append("\(ip) saddr \(set(merged(r.sources).map { text($0, f) }))") }
-    if let d = r.destinations { parts.append("\(ip) daddr \(set(merged(d).map { text($0, f) }))") }
-    if let p = r.protocols { parts.append("meta l4proto \(set(p.map(String.init)))") }
-    if let s = r.sourcePorts { parts.append("th sport \(set(ports(s)))") }
-    if let d = r.destinationPorts { parts.append("th dport \(set(ports(d)))") }
+    func add(_ expr: String, _ items: [String], interval: Bool) {
+        parts.append("\(expr) \(sets.value(expr, items, interval: interval))")
+    }
+    if withSource { add("\(ip) saddr", merged(r.sources).map { text($0, f) }, interval: true) }
+    if let d = r.destinations { add("\(ip) daddr", merged(d).map { text($0, f) }, interval: true) }
+    if let p = r.protocols { add("meta l4proto", numbers(p), interval: false) }
+    if let s = r.sourcePorts { add("th sport", ports(s), interval: true) }
+    if let d = r.destinationPorts { add("th dport", ports(d), interval: true) }
     let icmp = r.protocols == [58] ? "icmpv6" : "icmp"
-    if let t = r.icmpTypes { parts.append("\(icmp) type \(set(t.map(String.init)))") }
-    if let c = r.icmpCodes { parts.append("\(icmp) code \(set(c.map(String.init)))") }
+    if let t = r.icmpTypes { add("\(icmp) type", numbers(t), interval: false) }
+    if let c = r.icmpCodes { add("\(icmp) code", numbers(c), interval: false) }
     parts.append(r.accept ? "accept" : "drop")
     return parts.joined(separator: " ")
 }
@@ -257,23 +295,25 @@ let chainHead = """
 
     """
 
-var naive = header + chainHead
+var naive = chainHead
 var naiveRules = 0
+let naiveSets = NamedSets()
 for f in Family.allCases {
     for group in translated[f]! {
         for rule in group.rules {
-            naive += "        \(body(rule, f, withSource: true))\n"
+            naive += "        \(body(rule, f, withSource: true, naiveSets))\n"
             naiveRules += 1
         }
     }
 }
-naive += "    }\n}\n"
+naive = header + naiveSets.declarations + naive + "    }\n}\n"
 
 // Best: elementary source intervals → dispatch chain (the containing groups in order) → group chains.
 var best = header
 var sets = ""  // table-level: nftables has no sets inside chains
 var forward = chainHead
 var setCount = 0, bestRules = 0, dispatchCount = 0
+let bestSets = NamedSets()
 for f in Family.allCases {
     let groups = translated[f]!
     let tag = f == .v4 ? "4" : "6"
@@ -325,7 +365,7 @@ for f in Family.allCases {
                 flush()
                 i = j
             } else {
-                best += "        \(body(group.rules[i], f, withSource: false))\n"
+                best += "        \(body(group.rules[i], f, withSource: false, bestSets))\n"
                 bestRules += 1
                 i += 1
             }
@@ -371,7 +411,20 @@ for f in Family.allCases {
         forward += "        \(f == .v4 ? "ip" : "ip6") saddr vmap @src\(tag)\n"
     }
 }
-best += sets + forward + "    }\n}\n"
+best += sets + bestSets.declarations + forward + "    }\n}\n"
+
+// MARK: - Check: the written files, read back, decide as the reference evaluator does
+
+for (name, file) in [("naive", naive), ("best", best)] {
+    let model: NftModel
+    do { model = try readBack(file) } catch { fail("\(name).nft: \(error)") }
+    var wrong = 0
+    for (p, expected) in zip(packets, expectedVerdicts) where model.decide(p) != expected {
+        wrong += 1
+        if wrong <= 5 { FileHandle.standardError.write(Data("\(name).nft mismatch: \(p) reference \(expected)\n".utf8)) }
+    }
+    if wrong > 0 { fail("\(wrong) of \(packets.count) packets decided differently by \(name).nft") }
+}
 
 try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 let encoder = JSONEncoder()
@@ -381,4 +434,4 @@ try naive.write(toFile: "\(outDir)/naive.nft", atomically: true, encoding: .utf8
 try best.write(toFile: "\(outDir)/best.nft", atomically: true, encoding: .utf8)
 let generated = config.sourceGroups.dropLast().reduce(0) { $0 + $1.rules.count }
 print("rules=\(generated) groups=\(config.sourceGroups.count - 1) naive_rules=\(naiveRules) best_rules=\(bestRules) "
-      + "best_sets=\(setCount) dispatch_chains=\(dispatchCount) left_out=\(leftOut) checked_packets=\(packets.count)")
+      + "best_sets=\(setCount) naive_named_sets=\(naiveSets.count) best_named_sets=\(bestSets.count) dispatch_chains=\(dispatchCount) left_out=\(leftOut) checked_packets=\(packets.count)")
