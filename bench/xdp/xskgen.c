@@ -39,6 +39,9 @@
 #define FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE
 #define BATCH 64
 #define TX_SIZE 256
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9 // linux/if_xdp.h from 6.17 (the build host's headers may be older)
+#endif
 
 struct worker {
     int index, cpu;
@@ -167,7 +170,14 @@ static int setup(struct worker *w)
     if (err) return err;
     struct xsk_socket_config cfg = {.tx_size = TX_SIZE, .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
                                     .bind_flags = XDP_COPY};
-    return xsk_socket__create(&w->xsk, args.dev, (uint32_t)w->index, w->umem, NULL, &w->tx, &cfg);
+    err = xsk_socket__create(&w->xsk, args.dev, (uint32_t)w->index, w->umem, NULL, &w->tx, &cfg);
+    if (err) return err;
+    // Kernels from 6.17 let one sendto take more than 32 descriptors in copy mode: a whole batch
+    // per kick. Older kernels refuse the option and keep 32 (the kick loop covers both). Measured on
+    // 6.18: no change in rate (32, 64 or 256 per call) — the syscalls are not what costs.
+    unsigned int budget = BATCH;
+    setsockopt(xsk_socket__fd(w->xsk), SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof budget);
+    return 0;
 }
 
 // Transmit queues of the interface (sysfs of the current network namespace).
