@@ -4,7 +4,8 @@
 #
 #   client ns: c0 ──veth──► gateway ns: gin  [system under test]  gout ──veth──► upstream ns: u0 (sink)
 #
-# Generator: bench/xdp/xdpgen (XDP live frames, XDP_TX into c0), on --gen-cpus. Sink: xdp_sink on u0
+# Generator (--gen, default xdp): bench/xdp/xdpgen (xdp: XDP live frames, XDP_TX into c0) or bench/xdp/xskgen
+# (afxdp: an AF_XDP transmit socket on c0, copy mode), the same frames and flows, on --gen-cpus. Sink: xdp_sink on u0
 # counts and drops the flood (UDP/TCP) and passes ICMP, so a ping-style probe (client → upstream,
 # reply through the gateway) measures latency under load. Systems (--systems, default all):
 #   ceiling        XDP_DROP on gin (the ceiling: nothing forwards faster than the generator → drop)
@@ -25,6 +26,7 @@
 #   sudo bench/run.sh [--seconds 10] [--repeats 5] [--rules 100,1000,10000,100000] [--cpus 0]
 #        [--gen-cpus 1] [--queues 1] [--frames 64|imix] [--family 4|6|mix] [--proto udp|tcp]
 #        [--flows 4096] [--systems LIST] [--extras LIST|none] [--out DIR] [--nice -19] [--nft-rules LIST]
+#        [--gen xdp|afxdp]
 # --rate PPS: offer a fixed rate instead of all the generator can (loss-free capacity checks).
 # --nft-rules: the rule counts nftables is measured at (default: --rules); each `nft -f` load time
 # goes to OUT/nft-load.csv (100,000 rules: about 30-40 s on a 2-vCPU VM).
@@ -34,17 +36,20 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"; root="$(dirname "$here")"
 seconds=10; repeats=5; rules=100,1000,10000,100000; cpus=0; gen_cpus=1; queues=1; frames=64; family=4
 proto=udp; flows=4096; rate=; nft_counts=; systems=all; extras=all; out="$root/.build/bench-results"; nice=-19
+gen=xdp
 while (($#)); do
     case "$1" in
         --seconds) seconds="$2";; --repeats) repeats="$2";; --rules) rules="$2";; --cpus) cpus="$2";;
         --gen-cpus) gen_cpus="$2";; --queues) queues="$2";; --frames) frames="$2";; --family) family="$2";;
         --proto) proto="$2";; --flows) flows="$2";; --systems) systems="$2";; --extras) extras="$2";;
         --out) out="$2";; --nice) nice="$2";; --nft-rules) nft_counts="$2";; --rate) rate="$2";;
-        -h|--help) sed -n 2,33p "$0"; exit 0;;
+        --gen) gen="$2";;
+        -h|--help) sed -n 2,34p "$0"; exit 0;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2;;
     esac
     shift 2
 done
+case "$gen" in xdp) gen_bin=xdpgen;; afxdp) gen_bin=xskgen;; *) echo "run.sh: --gen xdp|afxdp, not $gen" >&2; exit 2;; esac
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (namespaces, XDP)" >&2; exit 1; }
 mkdir -p "$out"; out="$(cd "$out" && pwd)"
 work="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
@@ -63,6 +68,7 @@ trap cleanup EXIT
 multiarch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
 clang -O2 -g -target bpf -Wall -I"/usr/include/$multiarch" -c "$here/xdp/bench_kern.c" -o "$work/bench_kern.o"
 gcc -O2 -Wall -o "$work/xdpgen" "$here/xdp/xdpgen.c" -lbpf -lpthread
+gcc -O2 -Wall -o "$work/xskgen" "$here/xdp/xskgen.c" -lxdp -lbpf -lpthread
 gcc -O2 -Wall -o "$work/xskfwd" "$here/xdp/xskfwd.c" -lxdp -lbpf -lpthread
 obj="$work/bench_kern.o"
 [ -f "$root/bpf/build/sluice_xdp.bpf.o" ] || "$root/bpf/build.sh" >/dev/null   # Sluice's own XDP program
@@ -112,11 +118,12 @@ topology() {  # topology QUEUES
 
 sink_count() { python3 "$here/xdp/xdpcount.py" $U u0; }
 
-generate() {  # generate SECONDS [extra xdpgen args...]: prints xdpgen's line
+generate() {  # generate SECONDS [extra generator args...]: prints the generator's line (--gen)
     local s="$1"; shift
-    ip netns exec $C nice -n "$nice" "$work/xdpgen" --dev c0 --dst-mac "$gin_mac" --src4 198.18.0.2 --dst4 198.19.0.2 \
+    local xdp_only=(--obj "$obj" --hold-dev xg0); [ "$gen" = xdp ] || xdp_only=()
+    ip netns exec $C nice -n "$nice" "$work/$gen_bin" --dev c0 --dst-mac "$gin_mac" --src4 198.18.0.2 --dst4 198.19.0.2 \
         --src6 fd00:18::2 --dst6 fd00:19::2 --family "$family" --proto "$proto" --size "$frames" \
-        --flows "$flows" --seconds "$s" --cpus "$gen_cpus" --obj "$obj" --hold-dev xg0 "$@"
+        --flows "$flows" --seconds "$s" --cpus "$gen_cpus" "${xdp_only[@]}" "$@"
 }
 
 # ---------------------------------------------------------------- gateways
@@ -264,7 +271,7 @@ policy_swap() {
 
 # ---------------------------------------------------------------- the systems
 log "load before the run: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; gateway cpus $cpus, generator cpus $gen_cpus, $queues queue(s)"
-echo "# run $(date -u +%FT%TZ) rate=${rate:-max} seconds=$seconds repeats=$repeats rules=$rules cpus=$cpus gen_cpus=$gen_cpus queues=$queues frames=$frames family=$family proto=$proto flows=$flows load=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/runs.txt"
+echo "# run $(date -u +%FT%TZ) rate=${rate:-max} seconds=$seconds repeats=$repeats rules=$rules cpus=$cpus gen_cpus=$gen_cpus queues=$queues gen=$gen frames=$frames family=$family proto=$proto flows=$flows load=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/runs.txt"
 for n in "${rule_counts[@]}"; do
     "$nft_rules" --rules "$n" --out "$work/rules-$n" | sed "s/^/rules $n: /" >>"$out/rulesets.txt"
 done
