@@ -63,15 +63,19 @@ if pin && ProcessInfo.processInfo.activeProcessorCount < 2 {
 /// CPU the load side (dnsperf, nsd) runs on in pinned mode, and the CPU of the proxy's loop thread.
 let loadCPU = 0, proxyCPU = 1
 
-/// Binds thread or process `tid` (0: the calling thread) to `cpu` (sched_setaffinity; cpu_set_t's macros
-/// do not import, so the mask is written as bytes).
+/// glibc's sched_setaffinity, looked up at run time: Glibc's Swift module leaves it out (it is declared
+/// only under _GNU_SOURCE).
+typealias SchedSetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+let schedSetAffinity: SchedSetAffinity? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity")
+    .map { unsafeBitCast($0, to: SchedSetAffinity.self) }
+
+/// Binds thread or process `tid` (0: the calling thread) to `cpu` (the mask written as cpu_set_t's bytes).
 @discardableResult
 func pinThread(_ tid: pid_t, to cpu: Int) -> Bool {
+    guard let schedSetAffinity else { return false }
     var mask = [UInt8](repeating: 0, count: 128)  // sizeof(cpu_set_t)
     mask[cpu / 8] |= UInt8(1 << (cpu % 8))
-    return mask.withUnsafeMutableBytes { raw in
-        sched_setaffinity(tid, raw.count, raw.baseAddress!.assumingMemoryBound(to: cpu_set_t.self)) == 0
-    }
+    return mask.withUnsafeBytes { raw in schedSetAffinity(tid, raw.count, raw.baseAddress!) == 0 }
 }
 
 /// Pins every thread of every process in process group `leader` (nsd: main, xfrd, server) to `cpu`.
