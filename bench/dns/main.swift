@@ -6,8 +6,8 @@
 //
 // Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
 // (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
-// full load (dnsperf -q outstanding queries) and then at half the proxy's measured rate for p99 latency
-// (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
+// full load (dnsperf -q outstanding queries) and then at half the lower of the two measured rates for
+// p99 latency (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
 // its rate is what one core does. `--repeat N` runs everything N times and prints medians.
 //
 // Pinned mode (`--pin`, the default with two or more CPUs; `--no-pin` turns it off): dnsperf and nsd run
@@ -30,7 +30,8 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool) {
+func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool, sockets: Int?) {
+    var sockets: Int?
     var seconds = 10
     var names = 5000
     var repeats = 1
@@ -45,16 +46,18 @@ func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?,
         case "--only": only = arguments.popFirst()
         case "--pin": pin = true
         case "--no-pin": pin = false
+        case "--upstream-sockets": sockets = Int(arguments.popFirst() ?? "")
         default:
             say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
-                + "[--pin|--no-pin]")
+                + "[--pin|--no-pin] [--upstream-sockets N]")
             exit(2)
         }
     }
-    return (seconds, names, repeats, only, pin)
+    return (seconds, names, repeats, only, pin, sockets)
 }
 
-let (seconds, names, repeats, only, pin) = parseArguments()
+/// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
+let (seconds, names, repeats, only, pin, upstreamSockets) = parseArguments()
 if pin && ProcessInfo.processInfo.activeProcessorCount < 2 {
     say("dns-bench: --pin needs two CPUs")
     exit(2)
@@ -160,6 +163,7 @@ func startProxy(cache: Bool) async throws -> DNSProxyServer {
         listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
         upstreams: [try SocketAddress(ipAddress: "127.0.0.77", port: nsdPort)])
     if !cache { configuration.cache.maxEntries = 0 }
+    if let upstreamSockets { configuration.upstreamSocketsPerLoop = upstreamSockets }
     configuration.learned.maxEntries = max(names * 2, 1024)
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
@@ -232,7 +236,11 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
     let cpuBefore = childrenCPUSeconds()
     let command = (pin ? ["/usr/bin/taskset", "-c", "\(loadCPU)"] : []) + ["/usr/bin/dnsperf"] + arguments
-    let output = (try? Subprocess.run(command))?.stdout ?? ""
+    // Output into a file, read afterwards: with -v dnsperf prints a line per query (tens of thousands a
+    // second), and reading a pipe while it runs would put this process's reader on the measured cores.
+    let outputFile = work.appendingPathComponent("dnsperf.out").path
+    _ = try? Subprocess.run(["/bin/sh", "-c", "exec " + command.joined(separator: " ") + " > " + outputFile])
+    let output = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
     let cpu = childrenCPUSeconds() - cpuBefore
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
@@ -290,7 +298,10 @@ do {
             let cpu = proxyThreadCPUSeconds() - cpuBefore
             let answered = Double(server.proxy.counters.value(.queries) - answeredBefore)
             let oneCore = cpu > 0 ? answered / cpu : 0
-            let half = proxied.qps / 2
+            // Half of the lower of the two sustainable rates: pinned, a cache hit through the proxy can
+            // outrun nsd sharing its core with dnsperf, and half the proxy's rate would then overload
+            // the direct run and compare an overloaded nsd's p99 with the proxy's.
+            let half = min(proxied.qps, direct.qps) / 2
             let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
             let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
             let counters = server.proxy.counters.snapshot()
