@@ -30,8 +30,10 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool, sockets: Int?) {
+func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool, sockets: Int?,
+                          realtime: Bool) {
     var sockets: Int?
+    var realtime = false
     var seconds = 10
     var names = 5000
     var repeats = 1
@@ -47,17 +49,21 @@ func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?,
         case "--pin": pin = true
         case "--no-pin": pin = false
         case "--upstream-sockets": sockets = Int(arguments.popFirst() ?? "")
+        case "--realtime": realtime = true
         default:
             say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
-                + "[--pin|--no-pin] [--upstream-sockets N]")
+                + "[--pin|--no-pin] [--realtime] [--upstream-sockets N]")
             exit(2)
         }
     }
-    return (seconds, names, repeats, only, pin, sockets)
+    return (seconds, names, repeats, only, pin, sockets, realtime)
 }
 
 /// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
-let (seconds, names, repeats, only, pin, upstreamSockets) = parseArguments()
+/// `--realtime` (with --pin): the proxy's loop thread runs SCHED_FIFO (priority 1), so other programs on
+/// a shared machine that the scheduler moves onto the proxy's CPU cannot preempt it; it models a
+/// gateway whose DNS core runs nothing else. Latency figures with it are labelled as such.
+let (seconds, names, repeats, only, pin, upstreamSockets, realtime) = parseArguments()
 if pin && ProcessInfo.processInfo.activeProcessorCount < 2 {
     say("dns-bench: --pin needs two CPUs")
     exit(2)
@@ -174,9 +180,14 @@ func startProxy(cache: Bool) async throws -> DNSProxyServer {
 /// One event loop thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
 let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 if pin {
-    let pinned = (try? proxyGroup.next().submit { pinThread(0, to: proxyCPU) }.wait()) ?? false
+    let pinned = (try? proxyGroup.next().submit { () -> Bool in
+        guard pinThread(0, to: proxyCPU) else { return false }
+        guard realtime else { return true }
+        var parameters = sched_param(sched_priority: 1)
+        return sched_setscheduler(0, SCHED_FIFO, &parameters) == 0
+    }.wait()) ?? false
     guard pinned else {
-        say("dns-bench: could not pin the proxy's loop thread to CPU \(proxyCPU)")
+        say("dns-bench: could not pin the proxy's loop thread to CPU \(proxyCPU)\(realtime ? " (SCHED_FIFO)" : "")")
         stopNSD()
         exit(1)
     }
@@ -274,6 +285,7 @@ func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 *
 say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
     + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, "
     + (pin ? "pinned: dnsperf and nsd on CPU \(loadCPU) in both runs, the proxy's loop on CPU \(proxyCPU)"
+        + (realtime ? " (SCHED_FIFO)" : "")
            : "shared: dnsperf, nsd and the proxy float over all CPUs"))
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
