@@ -24,6 +24,9 @@ public struct DNSProxyConfiguration: Sendable {
     public var upstreams: [SocketAddress]
     /// How long one upstream exchange (UDP, or the TCP retry) may take.
     public var upstreamTimeout: TimeAmount = .seconds(2)
+    /// UDP listener sockets per listen address, each on its own event loop of the group the server runs
+    /// on, sharing the port (SO_REUSEPORT); nil: one per event loop (at most the group's loop count).
+    public var udpListenersPerAddress: Int? = nil
     /// Connected UDP sockets per upstream on each listener's event loop (DNSUpstreamPool).
     public var upstreamSocketsPerLoop: Int = 4
     /// Queries a pooled upstream socket carries before it is replaced by one on a new random port.
@@ -283,6 +286,53 @@ public final class DNSProxy: Sendable {
             position = end + 10 + Int(DNSReplyTemplate.readU16(bytes, end + 8))
         }
         return nil
+    }
+
+    /// The reply to a forwarded query once the upstreams answered over the pool (nil: all failed).
+    func complete(_ request: ForwardRequest, upstream: DNSUpstreamReply?) -> [UInt8] {
+        switch upstream {
+        case .wire(let bytes, let scan): return complete(request, wire: bytes, scan: scan)
+        case .message(let reply): return complete(request, upstreamReply: reply)
+        case nil: return complete(request, upstreamReply: nil)
+        }
+    }
+
+    /// The miss path's common case: an upstream UDP reply checked on its bytes (`scan`), learnt from
+    /// its bytes and passed on with the client's id; parsed only when the cache keeps it (the cache holds
+    /// messages) or it has to be re-encoded (OPT presence differs from the client's, or too big).
+    func complete(_ request: ForwardRequest, wire bytes: [UInt8], scan: DNSWireScan) -> [UInt8] {
+        let query = request.query
+        let code = scan.responseCode
+        var parsed: DNSMessage? = nil
+        if cache.configuration.maxEntries > 0 {
+            parsed = try? DNSMessage(parsing: bytes)  // cannot fail: the scan accepts what the parser does
+            if let parsed { cache.store(parsed, for: request.question, now: learned.now()) }
+        }
+        if code == .nameError { counters.increment(.nxdomainUpstream) }
+        if let (group, rule) = request.decision.allowingRule, code == .noError {
+            var addresses: [(address: IPAddress, ttl: UInt32)] = []
+            scan.forEachResolvedAddress(in: bytes) { data, ttl in
+                switch data {
+                case .a(let value): addresses.append((.v4(value), ttl))
+                case .aaaa(let value): addresses.append((.v6(value), ttl))
+                default: break
+                }
+            }
+            learn(addresses, group: group, rule: rule, decision: request.decision, hostname: request.name)
+        }
+        if bytes.count <= request.limit, (query.edns == nil) == !scan.hasOPT {
+            var reply = bytes
+            reply[0] = UInt8(query.header.id >> 8)
+            reply[1] = UInt8(truncatingIfNeeded: query.header.id)
+            return reply
+        }
+        guard var reply = parsed ?? (try? DNSMessage(parsing: bytes)) else {
+            counters.increment(.servfail)
+            return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
+        }
+        reply.header.id = query.header.id
+        if query.edns == nil { reply.edns = nil }
+        return reply.serialized(maxSize: request.limit)
     }
 
     /// The reply to a forwarded query once the upstreams answered (`upstreamReply`: the first usable

@@ -1,10 +1,14 @@
-// The proxy's sockets: one UDP and one TCP listener per configured address, on SwiftNIO. A UDP query is
-// handled on the listener's event loop: parsed, judged and, when denied or cached, answered right
+// The proxy's sockets, on SwiftNIO: per configured address one UDP listener per event loop (SO_REUSEPORT,
+// so the kernel spreads clients over the loops and misses scale with cores) and one TCP listener. A UDP
+// query is handled on its listener's event loop: parsed, judged and, when denied or cached, answered right
 // there (replies of one read burst leave in one flush, sendmmsg); a forwarded one goes out on the
 // loop's pool of long-lived upstream sockets (DNSUpstreamPool) and is answered from its read. Datagrams
 // are read in bursts (recvmmsg). TCP queries are answered in a task each (DNSProxy.answer, fresh
 // upstream sockets); TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
 // the listeners as a swift-service-lifecycle Service for `sluice run`.
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,36 +19,57 @@ import SluicePolicy
 public final class DNSProxyServer: Sendable {
     /// The query logic.
     public let proxy: DNSProxy
+    /// The first UDP listener and the TCP listener of each configured address, in that order.
     private let channels: [any Channel]
+    /// The UDP listeners of the other event loops (same addresses and ports, SO_REUSEPORT).
+    private let extraUDP: [any Channel]
 
-    private init(proxy: DNSProxy, channels: [any Channel]) {
+    private init(proxy: DNSProxy, channels: [any Channel], extraUDP: [any Channel]) {
         self.proxy = proxy
         self.channels = channels
+        self.extraUDP = extraUDP
     }
 
     /// The local addresses actually bound (UDP first, then TCP, per configured address); useful with port 0.
     public var boundAddresses: [SocketAddress] { channels.compactMap(\.localAddress) }
 
-    /// Binds UDP and TCP on every configured listen address.
+    /// UDP listener sockets in all (one per event loop used, per configured address).
+    public var udpListenerCount: Int { channels.count / 2 + extraUDP.count }
+
+    /// Binds UDP and TCP on every configured listen address: one UDP socket per event loop of `group`
+    /// (`DNSProxyConfiguration.udpListenersPerAddress`), sharing the port with SO_REUSEPORT so the kernel
+    /// spreads clients over the loops, each with its own upstream pool; one TCP listener.
     public static func start(proxy: DNSProxy, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
         async throws -> DNSProxyServer
     {
         var channels: [any Channel] = []
+        var extraUDP: [any Channel] = []
+        let loops = Array(group.makeIterator())
+        let listeners = max(1, min(proxy.configuration.udpListenersPerAddress ?? loops.count, loops.count))
         do {
             var index = 0
             var attempt = 0
             while index < proxy.configuration.listen.count {
                 let address = proxy.configuration.listen[index]
-                let udp = try await DatagramBootstrap(group: group)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
-                    .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
-                        }
+                func bindUDP(_ loop: any EventLoop, to address: SocketAddress) async throws -> any Channel {
+                    var bootstrap = DatagramBootstrap(group: loop)
+                        .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
+                        .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
+                    if listeners > 1 {
+                        // Only then: a lone listener keeps EADDRINUSE against a second proxy on its port.
+                        bootstrap = bootstrap.channelOption(
+                            .socketOption(NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))), value: 1)
                     }
-                    .bind(to: address).get()
+                    return try await bootstrap
+                        .channelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
+                            }
+                        }
+                        .bind(to: address).get()
+                }
+                let udp = try await bindUDP(loops[0], to: address)
                 channels.append(udp)
                 // The same port for TCP as UDP got (matters when the configured port is 0).
                 let tcpAddress = try udp.localAddress.map { bound in
@@ -75,19 +100,23 @@ public final class DNSProxyServer: Sendable {
                     continue
                 }
                 channels.append(tcp)
+                // The other loops' UDP listeners, on the port the first got.
+                for loop in loops.dropFirst().prefix(listeners - 1) {
+                    extraUDP.append(try await bindUDP(loop, to: tcpAddress))
+                }
                 attempt = 0
                 index += 1
             }
         } catch {
-            for channel in channels { try? await channel.close() }
+            for channel in channels + extraUDP { try? await channel.close() }
             throw error
         }
-        return DNSProxyServer(proxy: proxy, channels: channels)
+        return DNSProxyServer(proxy: proxy, channels: channels, extraUDP: extraUDP)
     }
 
     /// Closes every listener (TCP connections already accepted finish on their own or time out).
     public func close() async {
-        for channel in channels { try? await channel.close() }
+        for channel in channels + extraUDP { try? await channel.close() }
     }
 }
 
@@ -166,9 +195,9 @@ private final class DNSUDPQueryHandler: ChannelInboundHandler {
             }
             let channel = context.channel
             let proxy = self.proxy
-            pool.forward(request) { [weak self] reply, replyBytes in
+            pool.forward(request) { [weak self] reply in
                 proxy.leave()
-                let answer = proxy.complete(request, upstreamReply: reply, upstreamBytes: replyBytes)
+                let answer = proxy.complete(request, upstream: reply)
                 self?.send(answer, to: client, on: channel)
             }
         }

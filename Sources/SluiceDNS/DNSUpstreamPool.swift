@@ -1,9 +1,10 @@
 // Long-lived connected UDP sockets to the upstream resolvers, owned by one event loop (the UDP
 // listener's), so a forwarded query costs one datagram each way and no socket setup, no thread hop
 // and no lock. Many queries share a socket, told apart by a random 16-bit id per query; a reply must
-// come from the socket's connected upstream (the kernel filters the source address and port), carry an
-// id that is outstanding on that socket, QR, the opcode and the same question (`dnsReply(_:matches:)`),
-// else it is ignored and counted and the query goes on waiting.
+// come from the socket's connected upstream (the kernel filters the source address and port), be a
+// well-formed message (`DNSWireScan`: the parser's rules, checked on the bytes without building a
+// DNSMessage), carry an id that is outstanding on that socket, QR, the opcode and the same question
+// (`DNSWireScan.answers`), else it is ignored and counted and the query goes on waiting.
 //
 // Spoofing: a blind forger must hit one of the pool's few source ports (random ephemeral ports) and an
 // outstanding id on it, instead of the one fresh port per query the async path uses. To keep ports
@@ -18,8 +19,8 @@ import SluiceWire
 final class DNSUpstreamPool {
     /// What one exchange gave.
     enum Outcome {
-        /// A matching reply and its bytes as received.
-        case answer(DNSMessage, [UInt8])
+        /// A matching reply: its bytes as received and their scan.
+        case answer(DNSWireScan, [UInt8])
         case timeout
         case failed
     }
@@ -105,25 +106,26 @@ final class DNSUpstreamPool {
     /// a failure moves on to the next; TC is retried over TCP on the same upstream. `completion` gets
     /// the first usable reply (and its bytes), or nil when all failed; it runs on the event loop.
     func forward(_ request: DNSProxy.ForwardRequest, from index: Int = 0,
-                 completion: @escaping (DNSMessage?, [UInt8]?) -> Void) {
+                 completion: @escaping (DNSUpstreamReply?) -> Void) {
         let upstreams = proxy.configuration.upstreams
         guard index < upstreams.count, !isClosed else {
-            completion(nil, nil)
+            completion(nil)
             return
         }
         let counters = proxy.counters
         let started = CoarseClock.preciseMicroseconds()
         counters.increment(.upstreamQueries)
-        exchange(request.outgoingBytes, expecting: request.outgoing, upstream: index) { outcome in
+        exchange(request, upstream: index) { outcome in
             switch outcome {
-            case .answer(let reply, let bytes):
-                if reply.header.isTruncated {
+            case .answer(let scan, let bytes):
+                if scan.isTruncated {
                     self.retryOverTCP(request, index: index, started: started, completion: completion)
                     return
                 }
                 counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- started)
-                if reply.responseCode == .noError || reply.responseCode == .nameError {
-                    completion(reply, bytes)
+                let code = scan.responseCode
+                if code == .noError || code == .nameError {
+                    completion(.wire(bytes, scan))
                 } else {
                     counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next may do better
                     self.forward(request, from: index + 1, completion: completion)
@@ -140,7 +142,7 @@ final class DNSUpstreamPool {
 
     /// The rare truncated answer: the async TCP client, back on this loop afterwards.
     private func retryOverTCP(_ request: DNSProxy.ForwardRequest, index: Int, started: UInt64,
-                              completion: @escaping (DNSMessage?, [UInt8]?) -> Void) {
+                              completion: @escaping (DNSUpstreamReply?) -> Void) {
         let counters = proxy.counters
         counters.increment(.upstreamTruncated)
         counters.increment(.upstreamQueries)
@@ -155,7 +157,7 @@ final class DNSUpstreamPool {
             switch result {
             case .success(let reply) where reply.responseCode == .noError || reply.responseCode == .nameError:
                 counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- started)
-                completion(reply, nil)
+                completion(.message(reply))
             case .success:
                 counters.increment(.upstreamErrors)
                 self.forward(request, from: index + 1, completion: completion)
@@ -167,20 +169,19 @@ final class DNSUpstreamPool {
         }
     }
 
-    /// One UDP exchange with upstream `index` on a pooled socket, under a fresh random id patched into
-    /// `bytes` (the wire form of `query`). The datagram leaves at the next `flushQueries`.
-    func exchange(_ bytes: [UInt8], expecting query: DNSMessage, upstream index: Int,
+    /// One UDP exchange with upstream `index` on a pooled socket: `request.outgoingBytes` under a fresh
+    /// random id. The datagram leaves at the next `flushQueries`.
+    func exchange(_ request: DNSProxy.ForwardRequest, upstream index: Int,
                   completion: @escaping (Outcome) -> Void) {
         let socket = pick(upstream: index)
-        var outgoing = query
+        let bytes = request.outgoingBytes
         var id = ids.next()
         while socket.pending[id] != nil { id = ids.next() }
-        outgoing.header.id = id
         // Straight into the buffer NIO sends from, the id patched there (no intermediate array).
         var datagram = PooledSocket.allocator.buffer(capacity: bytes.count)
         datagram.writeBytes(bytes)
         datagram.setInteger(id, at: datagram.readerIndex)
-        socket.track(id: id, expected: outgoing,
+        socket.track(id: id, request: request,
                      deadline: CoarseClock.nowMilliseconds() + UInt64(proxy.configuration.upstreamTimeout.nanoseconds
                          / 1_000_000), completion: completion)
         socket.sent += 1
@@ -223,10 +224,19 @@ final class DNSUpstreamPool {
     }
 }
 
+/// What the upstreams answered a forwarded query with.
+enum DNSUpstreamReply {
+    /// A UDP reply as received, checked by its scan (the common case: nothing parsed).
+    case wire([UInt8], DNSWireScan)
+    /// A parsed reply (the TCP retry of a truncated answer).
+    case message(DNSMessage)
+}
+
 /// One connected UDP socket of the pool, with the queries outstanding on it.
 final class PooledSocket {
     struct Pending {
-        let expected: DNSMessage
+        /// Its question is what the reply must repeat (`outgoingBytes`; the id is the pending key).
+        let request: DNSProxy.ForwardRequest
         let serial: UInt32
         let completion: (DNSUpstreamPool.Outcome) -> Void
     }
@@ -255,10 +265,10 @@ final class PooledSocket {
     private var serial: UInt32 = 0
 
     /// Registers an outstanding query.
-    func track(id: UInt16, expected: DNSMessage, deadline: UInt64,
+    func track(id: UInt16, request: DNSProxy.ForwardRequest, deadline: UInt64,
                completion: @escaping (DNSUpstreamPool.Outcome) -> Void) {
         serial &+= 1
-        pending[id] = Pending(expected: expected, serial: serial, completion: completion)
+        pending[id] = Pending(request: request, serial: serial, completion: completion)
         deadlines.append((id, serial, deadline))
     }
 
@@ -348,14 +358,14 @@ final class PooledSocket {
             return
         }
         let id = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-        guard let entry = pending[id], let reply = try? DNSMessage(parsing: bytes),
-              dnsReply(reply, matches: entry.expected)
+        guard let entry = pending[id], let scan = DNSWireScan(bytes),
+              scan.answers(entry.request.outgoingBytes, id: id, in: bytes)
         else {
             counters.increment(.upstreamMismatched)
             return
         }
         pending[id] = nil
-        entry.completion(.answer(reply, bytes))
+        entry.completion(.answer(scan, bytes))
         closeIfDrained()
     }
 

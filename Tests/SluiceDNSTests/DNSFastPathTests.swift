@@ -188,6 +188,7 @@ let loopbackPolicyJSON = """
                                                   upstreams: [upstream.address])
         configuration.upstreamSocketsPerLoop = 1
         configuration.upstreamSocketReuse = 3
+        configuration.udpListenersPerAddress = 1  // one pool, so the socket rotation below is observable
         configuration.cache.maxEntries = 0  // every query goes upstream
         let proxy = DNSProxy(configuration: configuration)
         proxy.setPolicy(try dnsPolicy(loopbackPolicyJSON))
@@ -245,8 +246,11 @@ let loopbackPolicyJSON = """
         configuration.cache.maxEntries = 0
         let proxy = DNSProxy(configuration: configuration)
         proxy.setPolicy(try dnsPolicy(loopbackPolicyJSON))
-        let server = try await DNSProxyServer.start(proxy: proxy)
-        let ids = try await withThrowingTaskGroup(of: UInt16.self) { group in
+        // Two loops: two UDP listeners on one port (SO_REUSEPORT), each with its own pool.
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = try await DNSProxyServer.start(proxy: proxy, group: loops)
+        #expect(server.udpListenerCount == 2 && server.boundAddresses.count == 2)
+        let ids = try? await withThrowingTaskGroup(of: UInt16.self) { group in
             for index in 0..<200 {
                 group.addTask {
                     let reply = try await self.ask(server, "www.example.com", id: UInt16(index + 1))
@@ -256,9 +260,13 @@ let loopbackPolicyJSON = """
             return try await group.reduce(into: Set<UInt16>()) { $0.insert($1) }
         }
         await server.close()
+        try? await loops.shutdownGracefully()
         let ports = Set(upstream.queries.map(\.port))
         await upstream.close()
         #expect(ids == Set((1...200).map { UInt16($0) }))
-        #expect(ports.count <= configuration.upstreamSocketsPerLoop, "a socket per query: \(ports.count) ports")
+        #expect(ports.count <= 2 * configuration.upstreamSocketsPerLoop, "a socket per query: \(ports.count) ports")
+        // The kernel spread the 200 clients (a fresh source port each) over both listeners: both pools
+        // forwarded (all on one listener would take 2^-199 luck).
+        #expect(ports.count > configuration.upstreamSocketsPerLoop, "one listener only: \(ports.count) ports")
     }
 }

@@ -6,9 +6,15 @@
 //
 // Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
 // (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
-// full load (dnsperf -q outstanding queries) and then at half the proxy's measured rate for p99 latency
-// (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
+// full load (dnsperf -q outstanding queries) and then at half the lower of the two measured rates for
+// p99 latency (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
 // its rate is what one core does. `--repeat N` runs everything N times and prints medians.
+//
+// Pinned mode (`--pin`, the default with two or more CPUs; `--no-pin` turns it off): dnsperf and nsd run
+// on CPU 0 in BOTH the direct and the proxied runs, the proxy's event loop thread on CPU 1. That models a
+// gateway: the proxy has the gateway's CPU, clients and the upstream resolver are other machines. The load
+// side then has the same CPU in both runs, and the ratio says what the proxy costs, not how the scheduler
+// split two shared cores between three programs (the unpinned, shared mode; docs/benchmarks.md).
 // Needs root, nsd and dnsperf from Debian's packages (bench/dns/setup.sh installs them).
 // Usage: swift run -c release dns-bench [--seconds 10] [--names 5000] [--repeat 3]
 import Foundation
@@ -24,11 +30,15 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?) {
+func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool, sockets: Int?,
+                          realtime: Bool) {
+    var sockets: Int?
+    var realtime = false
     var seconds = 10
     var names = 5000
     var repeats = 1
     var only: String?
+    var pin = ProcessInfo.processInfo.activeProcessorCount >= 2
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -36,15 +46,66 @@ func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?)
         case "--names": names = Int(arguments.popFirst() ?? "") ?? names
         case "--repeat": repeats = max(1, Int(arguments.popFirst() ?? "") ?? repeats)
         case "--only": only = arguments.popFirst()
+        case "--pin": pin = true
+        case "--no-pin": pin = false
+        case "--upstream-sockets": sockets = Int(arguments.popFirst() ?? "")
+        case "--realtime": realtime = true
         default:
-            say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile]")
+            say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
+                + "[--pin|--no-pin] [--realtime] [--upstream-sockets N]")
             exit(2)
         }
     }
-    return (seconds, names, repeats, only)
+    return (seconds, names, repeats, only, pin, sockets, realtime)
 }
 
-let (seconds, names, repeats, only) = parseArguments()
+/// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
+/// `--realtime` (with --pin): the proxy's loop thread runs SCHED_FIFO (priority 1), so other programs on
+/// a shared machine that the scheduler moves onto the proxy's CPU cannot preempt it; it models a
+/// gateway whose DNS core runs nothing else. Latency figures with it are labelled as such.
+let (seconds, names, repeats, only, pin, upstreamSockets, realtime) = parseArguments()
+if pin && ProcessInfo.processInfo.activeProcessorCount < 2 {
+    say("dns-bench: --pin needs two CPUs")
+    exit(2)
+}
+
+/// CPU the load side (dnsperf, nsd) runs on in pinned mode, and the CPU of the proxy's loop thread.
+let loadCPU = 0, proxyCPU = 1
+
+/// glibc's sched_setaffinity, looked up at run time: Glibc's Swift module leaves it out (it is declared
+/// only under _GNU_SOURCE).
+typealias SchedSetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+let schedSetAffinity: SchedSetAffinity? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity")
+    .map { unsafeBitCast($0, to: SchedSetAffinity.self) }
+
+/// Binds thread or process `tid` (0: the calling thread) to `cpu` (the mask written as cpu_set_t's bytes).
+@discardableResult
+func pinThread(_ tid: pid_t, to cpu: Int) -> Bool {
+    guard let schedSetAffinity else { return false }
+    var mask = [UInt8](repeating: 0, count: 128)  // sizeof(cpu_set_t)
+    mask[cpu / 8] |= UInt8(1 << (cpu % 8))
+    return mask.withUnsafeBytes { raw in schedSetAffinity(tid, raw.count, raw.baseAddress!) == 0 }
+}
+
+/// Pins every thread of every process in process group `leader` (nsd: main, xfrd, server) to `cpu`.
+func pinProcessGroup(_ leader: pid_t, to cpu: Int) -> Int {
+    var pinned = 0
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(entry), getpgid(pid) == leader else { continue }
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            if let tid = Int32(task), pinThread(tid, to: cpu) { pinned += 1 }
+        }
+    }
+    return pinned
+}
+
+// Pinned: this process's own threads (reading dnsperf's output, which is load-side work) start on the
+// load CPU too, and threads made later inherit it; only the proxy's loop thread moves to `proxyCPU`.
+if pin {
+    for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+        if let tid = Int32(task) { pinThread(tid, to: loadCPU) }
+    }
+}
 
 for tool in ["/usr/sbin/nsd", "/usr/bin/dnsperf"] where !FileManager.default.isExecutableFile(atPath: tool) {
     say("dns-bench: \(tool) is missing; run bench/dns/setup.sh")
@@ -70,6 +131,14 @@ do {
 } catch {
     say("dns-bench: \(error)")
     exit(1)
+}
+
+if pin {
+    guard let leader = nsd.pid, pinProcessGroup(leader, to: loadCPU) > 0 else {
+        say("dns-bench: could not pin nsd to CPU \(loadCPU)")
+        nsd.stop()
+        exit(1)
+    }
 }
 
 func stopNSD() {
@@ -100,6 +169,7 @@ func startProxy(cache: Bool) async throws -> DNSProxyServer {
         listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
         upstreams: [try SocketAddress(ipAddress: "127.0.0.77", port: nsdPort)])
     if !cache { configuration.cache.maxEntries = 0 }
+    if let upstreamSockets { configuration.upstreamSocketsPerLoop = upstreamSockets }
     configuration.learned.maxEntries = max(names * 2, 1024)
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
@@ -109,6 +179,19 @@ func startProxy(cache: Bool) async throws -> DNSProxyServer {
 
 /// One event loop thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
 let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+if pin {
+    let pinned = (try? proxyGroup.next().submit { () -> Bool in
+        guard pinThread(0, to: proxyCPU) else { return false }
+        guard realtime else { return true }
+        var parameters = sched_param(sched_priority: 1)
+        return sched_setscheduler(0, SCHED_FIFO, &parameters) == 0
+    }.wait()) ?? false
+    guard pinned else {
+        say("dns-bench: could not pin the proxy's loop thread to CPU \(proxyCPU)\(realtime ? " (SCHED_FIFO)" : "")")
+        stopNSD()
+        exit(1)
+    }
+}
 
 /// CPU seconds (user + system) of this bench's nsd: every process in the daemon's process group (main,
 /// xfrd, the server), from /proc (clock ticks, so 10 ms resolution: fine over runs of seconds).
@@ -163,7 +246,12 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
     let cpuBefore = childrenCPUSeconds()
-    let output = (try? Subprocess.run(["/usr/bin/dnsperf"] + arguments))?.stdout ?? ""
+    let command = (pin ? ["/usr/bin/taskset", "-c", "\(loadCPU)"] : []) + ["/usr/bin/dnsperf"] + arguments
+    // Output into a file, read afterwards: with -v dnsperf prints a line per query (tens of thousands a
+    // second), and reading a pipe while it runs would put this process's reader on the measured cores.
+    let outputFile = work.appendingPathComponent("dnsperf.out").path
+    _ = try? Subprocess.run(["/bin/sh", "-c", "exec " + command.joined(separator: " ") + " > " + outputFile])
+    let output = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
     let cpu = childrenCPUSeconds() - cpuBefore
     func field(_ label: String) -> String? {
         output.split(separator: "\n").first { $0.contains(label) }.map {
@@ -195,7 +283,10 @@ try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
 func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
 
 say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
-    + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+    + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, "
+    + (pin ? "pinned: dnsperf and nsd on CPU \(loadCPU) in both runs, the proxy's loop on CPU \(proxyCPU)"
+        + (realtime ? " (SCHED_FIFO)" : "")
+           : "shared: dnsperf, nsd and the proxy float over all CPUs"))
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
@@ -219,7 +310,10 @@ do {
             let cpu = proxyThreadCPUSeconds() - cpuBefore
             let answered = Double(server.proxy.counters.value(.queries) - answeredBefore)
             let oneCore = cpu > 0 ? answered / cpu : 0
-            let half = proxied.qps / 2
+            // Half of the lower of the two sustainable rates: pinned, a cache hit through the proxy can
+            // outrun nsd sharing its core with dnsperf, and half the proxy's rate would then overload
+            // the direct run and compare an overloaded nsd's p99 with the proxy's.
+            let half = min(proxied.qps, direct.qps) / 2
             let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
             let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
             let counters = server.proxy.counters.snapshot()
@@ -229,7 +323,14 @@ do {
             let perfUs = direct.qps > 0 ? direct.cpu / (direct.qps * Double(seconds)) * 1e6 : 0
             let nsdUs = nsdOneCore > 0 ? 1e6 / nsdOneCore : 0
             let proxyUs = oneCore > 0 ? 1e6 / oneCore : 0
-            let bound = perfUs + nsdUs + proxyUs > 0 ? (perfUs + nsdUs) / (perfUs + nsdUs + proxyUs) : 0
+            // Shared: all three programs split the cores. Pinned: the load side keeps its core in both runs,
+            // so the proxied rate is capped only by the proxy's own core: min(1, (dnsperf + nsd) / proxy).
+            let bound: Double
+            if pin {
+                bound = proxyUs > 0 ? min(1, (perfUs + nsdUs) / proxyUs) : 0
+            } else {
+                bound = perfUs + nsdUs + proxyUs > 0 ? (perfUs + nsdUs) / (perfUs + nsdUs + proxyUs) : 0
+            }
             rows.append((direct.qps, proxied.qps, directHalf.p99 ?? 0, proxiedHalf.p99 ?? 0, oneCore, nsdOneCore,
                          bound))
             say("""
@@ -242,7 +343,7 @@ do {
             \(String(format: "%.0f", oneCore)) q/s per core; nsd: \(String(format: "%.2f", nsdCPU)) CPU s in the \
             direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
               CPU per query: dnsperf \(String(format: "%.1f", perfUs)) µs, nsd \(String(format: "%.1f", nsdUs)) µs, \
-            proxy \(String(format: "%.1f", proxyUs)) µs; ratio if CPU-bound on shared cores: \
+            proxy \(String(format: "%.1f", proxyUs)) µs; ratio if CPU-bound (\(pin ? "pinned" : "shared cores")): \
             \(String(format: "%.2f", bound))
               at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
             p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \

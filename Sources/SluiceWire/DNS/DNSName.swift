@@ -163,27 +163,41 @@ public struct DNSName: Sendable, CustomStringConvertible {
     /// so two different names never print the same.
     public var text: String {
         if isRoot { return "." }
-        var out: [UInt8] = []
-        out.reserveCapacity(wireBytes.count)
-        for (i, label) in labels.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ".")) }
-            for byte in label {
-                let c = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-                switch c {
-                case UInt8(ascii: "."), UInt8(ascii: "\\"):
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(c)
-                case 0x21...0x7E where !DNSName.specialCharacters.contains(c):
-                    out.append(c)
-                default:
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "0") + c / 100)
-                    out.append(UInt8(ascii: "0") + c / 10 % 10)
-                    out.append(UInt8(ascii: "0") + c % 10)
+        // Straight from the wire bytes into the string's storage (every query's name is printed for the
+        // policy: no label array, no intermediate buffer). At most 4 characters per byte (`\DDD`).
+        let wire = wireBytes
+        return String(unsafeUninitializedCapacity: wire.count * 4) { out in
+            var written = 0
+            var index = 0
+            while index < wire.count, wire[index] != 0 {
+                let count = Int(wire[index])
+                if index > 0 {
+                    out[written] = UInt8(ascii: ".")
+                    written += 1
                 }
+                for position in (index + 1)..<(index + 1 + count) {
+                    let byte = wire[position]
+                    let c = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                    switch c {
+                    case UInt8(ascii: "."), UInt8(ascii: "\\"):
+                        out[written] = UInt8(ascii: "\\")
+                        out[written + 1] = c
+                        written += 2
+                    case 0x21...0x7E where !DNSName.specialCharacters.contains(c):
+                        out[written] = c
+                        written += 1
+                    default:
+                        out[written] = UInt8(ascii: "\\")
+                        out[written + 1] = UInt8(ascii: "0") + c / 100
+                        out[written + 2] = UInt8(ascii: "0") + c / 10 % 10
+                        out[written + 3] = UInt8(ascii: "0") + c % 10
+                        written += 4
+                    }
+                }
+                index += 1 + count
             }
+            return written
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Master-file special characters (RFC 1035 section 5.1) that are escaped numerically when printed.
