@@ -171,7 +171,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "bench/dns"
+            path: "bench/dns",
+            exclude: ["setup.sh"]
         ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
