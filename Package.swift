@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "SluiceDataplaneTests",
             dependencies: [
-                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePacket", "SluiceProcess",
+                "SluiceDataplane", "SluiceDataplaneTesting", "SluicePacket", "SluiceProcess", "SluicePolicyGen",
                 // TLS-pending tests build certificates in memory.
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -201,6 +201,7 @@ let package = Package(
                 "SluiceDNS",
                 "SluiceLab",
                 "SluicePolicy",
+                "SluicePolicyGen",
                 "SluiceProcess",
                 "SluiceWire",
                 .product(name: "NIOCore", package: "swift-nio"),

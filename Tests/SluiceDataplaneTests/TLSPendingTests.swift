@@ -8,6 +8,7 @@ import Crypto
 import Foundation
 import SluicePacket
 import SluicePolicy
+import SluicePolicyGen
 import Testing
 import X509
 @testable import SluiceDataplane
@@ -402,7 +403,7 @@ enum TLSPolicies {
 /// unless its SNI still reads as the allowed name.
 @Suite struct TLSPendingFuzzTests {
     @Test func mutatedSegmentedHandshakesAreDecidedOrPendingNeverTrapped() throws {
-        var generator = SplitMix(seed: 0x5EED)
+        var generator = SeededRandom(seed: 0x5EED)
         let policy = try compilePolicy(TLSPolicies.sni(#"["api.example.com"]"#))
         let pristine = Handshake.clientHello(sni: "api.example.com", padding: 700)
         for round in 0..<300 {
@@ -428,19 +429,6 @@ enum TLSPolicies {
             }
             if record != nil { #expect(gateway.tls.pendingCount == 0, "round \(round): a decided flow kept its slot") }
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for the randomized tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
