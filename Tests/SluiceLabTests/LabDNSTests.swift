@@ -20,13 +20,7 @@ import Foundation
 import SluiceLab
 import Testing
 
-@Suite(
-    .serialized,
-    .enabled(if: isRoot, "needs root: network namespaces, veth pairs and XDP (run the tests as root)"),
-    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh"),
-    .enabled(
-        if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
-        "the sluice binary is not built next to the tests: run `swift build --build-tests` first"))
+@Suite(.serialized, .labNeedsRoot, .labNeedsTools, .labNeedsSluiceBinary)
 struct LabDNSTests {
     static let prefix = "sluiced"
     let runner = SystemCommandRunner()

@@ -27,13 +27,22 @@ let hasTools = ["ip", "nsd", "openssl", "curl", "kdig", "ethtool", "ss"].allSati
     (try? Subprocess.locate($0)) != nil
 }
 
-@Suite(
-    .serialized,
-    .enabled(if: isRoot, "needs root: network namespaces and veth pairs (run the tests as root)"),
-    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh"),
-    .enabled(
-        if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
-        "the sluice binary is not built next to the tests: run `swift build --build-tests` first"))
+/// What every lab suite needs, each a loud skip naming the reason: `@Suite(.serialized, .labNeeds...)`.
+extension Trait where Self == ConditionTrait {
+    static var labNeedsRoot: Self {
+        .enabled(if: isRoot, "needs root: network namespaces, veth pairs and XDP (run the tests as root)")
+    }
+    static var labNeedsTools: Self {
+        .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh")
+    }
+    static var labNeedsSluiceBinary: Self {
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
+            "the sluice binary is not built next to the tests: run `swift build --build-tests` first")
+    }
+}
+
+@Suite(.serialized, .labNeedsRoot, .labNeedsTools, .labNeedsSluiceBinary)
 struct LabRootTests {
     static let prefix = "sluicet"
     let lab = LabTopology(prefix: LabRootTests.prefix)

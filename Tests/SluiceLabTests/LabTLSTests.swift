@@ -13,13 +13,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite(
-    .serialized,
-    .enabled(if: isRoot, "needs root: network namespaces, veth pairs and XDP (run the tests as root)"),
-    .enabled(if: hasTools, "needs ip, nsd, openssl, curl, kdig, ethtool, ss: run scripts/setup.sh"),
-    .enabled(
-        if: FileManager.default.isExecutableFile(atPath: sluiceBinary),
-        "the sluice binary is not built next to the tests: run `swift build --build-tests` first"))
+@Suite(.serialized, .labNeedsRoot, .labNeedsTools, .labNeedsSluiceBinary)
 struct LabTLSTests {
     static let prefix = "sluicetls"
     let lab = LabTopology(prefix: LabTLSTests.prefix)
