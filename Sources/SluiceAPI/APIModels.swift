@@ -74,8 +74,8 @@ struct PolicyJSON: ResponseEncodable {
         guard let start = skeleton.firstRange(of: placeholder)?.lowerBound else {
             throw APIError(.internalServerError, "policy record without its policy member")
         }
-        return Array(skeleton[..<(start + placeholder.count - 4)]) + Array(policyText.utf8)
-            + Array(skeleton[(start + placeholder.count)...])
+        let valueStart = start + placeholder.count - "null".utf8.count  // keep `"policy":`, replace `null`
+        return Array(skeleton[..<valueStart]) + Array(policyText.utf8) + Array(skeleton[(start + placeholder.count)...])
     }
 }
 
