@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "SluiceProcess"),
         // Header parsing/building and checksums over raw buffers, for the hot path. No dependencies at all.
         .target(name: "SluicePacket"),
+        // Linux calls Glibc does not import (_GNU_SOURCE): recvmmsg/sendmmsg, thread affinity, names, nice.
+        .target(name: "CSluiceSystem"),
         // libxdp/libbpf for Swift, a thin C shim (`sluice_*`) and the map layouts shared with bpf/.
         .target(
             name: "CSluiceXDP",
@@ -63,8 +65,8 @@ let package = Package(
         .target(
             name: "SluiceDataplane",
             dependencies: [
-                "SluicePolicy", "SluicePacket", "CSluiceXDP", .product(name: "Atomics", package: "swift-atomics"),
-                "SluiceProcess",
+                "SluicePolicy", "SluicePacket", "CSluiceXDP", "CSluiceSystem",
+                .product(name: "Atomics", package: "swift-atomics"), "SluiceProcess",
                 // TLS metadata matching: handshake parsing, X.509 of the server's certificate.
                 "SluiceWire", .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -107,13 +109,14 @@ let package = Package(
         // The lab: network namespaces, veth pairs and upstream services for trying Sluice and for the
         // integration tests. Foundation only; the topology and its command plan are pure values.
         .target(name: "SluiceLab", dependencies: ["SluiceProcess"]),
-        // The DNS proxy (SwiftNIO, UDP and TCP): DNS policy, upstream forwarding, the answer cache
-        // and the learned address set the dataplane reads lock-free (docs/dns.md).
+        // The DNS proxy: DNS policy, upstream forwarding, the answer cache and the learned address set the
+        // dataplane reads lock-free (docs/dns.md). UDP on its own threads (recvmmsg/sendmmsg), TCP on SwiftNIO.
         .target(
             name: "SluiceDNS",
             dependencies: [
                 "SluicePolicy",
                 "SluiceWire",
+                "CSluiceSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),

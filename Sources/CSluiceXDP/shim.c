@@ -4,40 +4,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "CSluiceXDP.h"
-
-int sluice_pin_current_thread(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0 || cpu >= CPU_SETSIZE)
-		return EINVAL;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Returns the error number itself, not -1/errno. */
-	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-int sluice_current_cpu(void)
-{
-	return sched_getcpu();
-}
-
-int sluice_set_current_thread_name(const char *name)
-{
-	char truncated[16];
-
-	/* The kernel keeps 15 bytes and a NUL; longer names are refused with ERANGE. */
-	snprintf(truncated, sizeof(truncated), "%s", name);
-	return pthread_setname_np(pthread_self(), truncated);
-}
 
 int sluice_raise_memlock_limit(void)
 {

@@ -1,12 +1,12 @@
 // Pinning worker threads to cores and giving them the process's priority. The CPU_SET macros and
-// pthread_setaffinity_np are behind _GNU_SOURCE, so the work is done by CSluiceXDP's sluice_* shim;
+// pthread_setaffinity_np are behind _GNU_SOURCE, so the work is done by CSluiceSystem's sluice_* shim;
 // this file gives it Swift errors. A pinned worker keeps its queue's cache lines and its per-CPU
 // BPF counters local.
 
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSluiceXDP
+import CSluiceSystem
 
 /// Thread placement on CPUs. Callable from any thread; each call affects only the caller.
 public enum CPUAffinity {
@@ -29,12 +29,7 @@ public enum CPUAffinity {
     /// got half the core and forwarded 0.37 Mpps where the C AF_XDP loop (plain pthreads) kept 0.83.
     public static func adoptProcessPriority(name: String) throws(SystemError) {
         _ = name.withCString { sluice_set_current_thread_name($0) }
-        errno = 0
-        let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
-        if nice == -1 && errno != 0 { throw SystemError("getpriority(main thread)", code: errno) }
-        // `who` 0 is the calling thread alone: Linux applies PRIO_PROCESS per thread.
-        if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) != 0 {
-            throw SystemError("setpriority(nice \(nice))", code: errno)
-        }
+        let status = sluice_adopt_process_nice()
+        if status != 0 { throw SystemError("getpriority/setpriority(the process's nice)", code: status) }
     }
 }

@@ -24,15 +24,6 @@
  */
 #include "../../../bpf/sluice_maps.h"
 
-/* Pins the calling thread to one CPU. Returns 0, or an errno value. */
-int sluice_pin_current_thread(int cpu);
-
-/* The CPU the calling thread runs on now, or -1 with errno set. */
-int sluice_current_cpu(void);
-
-/* Names the calling thread (cut to 15 bytes). Returns 0, or an errno value. */
-int sluice_set_current_thread_name(const char *name);
-
 /*
  * Raises RLIMIT_MEMLOCK to unlimited (UMEM and maps are locked memory). RLIMIT_MEMLOCK is a
  * macro over a glibc enum Swift does not import by that name. Returns 0 or -1 with errno set.
