@@ -24,10 +24,14 @@ public struct DNSProxyConfiguration: Sendable {
     public var upstreams: [SocketAddress]
     /// How long one upstream exchange (UDP, or the TCP retry) may take.
     public var upstreamTimeout: TimeAmount = .seconds(2)
-    /// UDP listener sockets per listen address, each on its own event loop of the group the server runs
-    /// on, sharing the port (SO_REUSEPORT); nil: one per event loop (at most the group's loop count).
-    public var udpListenersPerAddress: Int? = nil
-    /// Connected UDP sockets per upstream on each listener's event loop (DNSUpstreamPool).
+    /// UDP threads (DNSUDPLoop), each with its own listener per listen address on the shared port
+    /// (SO_REUSEPORT) and its own upstream pool; nil: one per CPU.
+    public var udpThreads: Int? = nil
+    /// How long a UDP thread keeps polling its sockets (without sleeping) after its last datagram, in
+    /// microseconds; 0: it sleeps in epoll at once. Polling spends CPU to save the wake-up of a sleeping
+    /// core, which on virtual machines can take hundreds of microseconds (docs/dns.md, "Latency").
+    public var udpBusyPollMicroseconds: Int = 0
+    /// Connected UDP sockets per upstream in each UDP thread's pool (DNSUpstreamPool).
     public var upstreamSocketsPerLoop: Int = 4
     /// Queries a pooled upstream socket carries before it is replaced by one on a new random port.
     public var upstreamSocketReuse: Int = 10_000
@@ -151,9 +155,9 @@ public final class DNSProxy: Sendable {
     }
 
     /// An allowed query that has to go upstream, with what `complete` needs afterwards. A class: the pool's
-    /// completions capture it, and copying one reference is cheaper than copying two messages and a
-    /// decision (a dozen reference counts) into each closure.
-    final class ForwardRequest {
+    /// pending entries hold it, and copying one reference is cheaper than copying two messages and a
+    /// decision (a dozen reference counts). Immutable, so it may travel to a TCP retry task and back.
+    final class ForwardRequest: Sendable {
         let query: DNSMessage
         let question: DNSQuestion
         let decision: DNSDecision

@@ -43,10 +43,21 @@ public enum DNSCounter: String, CaseIterable, Sendable {
     case upstreamTruncated = "upstream_truncated_retried_tcp"
     /// Datagrams from upstream that did not match the query (id, question, source) and were ignored.
     case upstreamMismatched = "upstream_mismatched"
+    /// Datagrams the UDP threads could not send (a socket's buffer full, or the send failed) and dropped.
+    case sendDropped = "udp_send_dropped"
     /// Addresses taught to the learned set (one per address per answer).
     case learnedAddresses = "learned_addresses"
     /// Learned bindings withdrawn by a deny.
     case learnedWithdrawn = "learned_withdrawn"
+}
+
+extension DNSCounter {
+    /// The counter's position in `allCases` (declaration order) without searching it: a case of an enum
+    /// without payloads is stored as its declaration index (one byte for fewer than 256 cases).
+    /// `DNSProxyCountersTests` checks it against `allCases` for every case. Every query bumps several
+    /// counters, and the search was a loop over the cases each time.
+    @inline(__always)
+    var ordinal: Int { Int(unsafeBitCast(self, to: UInt8.self)) }
 }
 
 /// Upper bounds (microseconds) of the upstream latency histogram buckets; one more bucket is +Inf.
@@ -66,6 +77,13 @@ public struct DNSLatencyHistogram: Sendable, Equatable {
     public static func == (lhs: DNSLatencyHistogram, rhs: DNSLatencyHistogram) -> Bool {
         lhs.sumMicroseconds == rhs.sumMicroseconds && lhs.count == rhs.count
             && lhs.cumulative.map(\.count) == rhs.cumulative.map(\.count)
+    }
+
+    /// What was observed after `earlier` (a snapshot of the same histogram).
+    public func since(_ earlier: DNSLatencyHistogram) -> DNSLatencyHistogram {
+        DNSLatencyHistogram(
+            cumulative: zip(cumulative, earlier.cumulative).map { ($0.boundMicroseconds, $0.count &- $1.count) },
+            sumMicroseconds: sumMicroseconds &- earlier.sumMicroseconds, count: count &- earlier.count)
     }
 
     /// The smallest bucket bound under which at least `quantile` of observations fall (nil: +Inf or none).
@@ -91,12 +109,12 @@ public final class DNSProxyCounters: Sendable {
     /// Adds `amount` to a counter.
     @inline(__always)
     public func increment(_ counter: DNSCounter, by amount: UInt64 = 1) {
-        values[DNSCounter.allCases.firstIndex(of: counter)!].wrappingIncrement(by: amount, ordering: .relaxed)
+        values[counter.ordinal].wrappingIncrement(by: amount, ordering: .relaxed)
     }
 
     /// The current value of one counter.
     public func value(_ counter: DNSCounter) -> UInt64 {
-        values[DNSCounter.allCases.firstIndex(of: counter)!].load(ordering: .relaxed)
+        values[counter.ordinal].load(ordering: .relaxed)
     }
 
     /// Records one upstream exchange's latency.

@@ -1,226 +1,177 @@
-// The proxy's sockets, on SwiftNIO: per configured address one UDP listener per event loop (SO_REUSEPORT,
-// so the kernel spreads clients over the loops and misses scale with cores) and one TCP listener. A UDP
-// query is handled on its listener's event loop: parsed, judged and, when denied or cached, answered right
-// there (replies of one read burst leave in one flush, sendmmsg); a forwarded one goes out on the
-// loop's pool of long-lived upstream sockets (DNSUpstreamPool) and is answered from its read. Datagrams
-// are read in bursts (recvmmsg). TCP queries are answered in a task each (DNSProxy.answer, fresh
-// upstream sockets); TCP replies may leave out of order, which RFC 7766 allows (clients match on id). DNSProxyService wraps
-// the listeners as a swift-service-lifecycle Service for `sluice run`.
+// The proxy's sockets: per configured address one UDP listener per UDP thread (SO_REUSEPORT, so the kernel
+// spreads clients over the threads and misses scale with cores) and one TCP listener on SwiftNIO. The UDP
+// threads (DNSUDPLoop) answer denials and cache hits at once and forward the rest over their own pools of
+// long-lived upstream sockets, in batches (recvmmsg/sendmmsg). TCP queries are answered in a task each
+// (DNSProxy.answer, fresh upstream sockets); TCP replies may leave out of order, which RFC 7766 allows
+// (clients match on id). DNSProxyService wraps the listeners as a swift-service-lifecycle Service for
+// `sluice run`.
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSluiceSystem
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SluicePolicy
+import Synchronization
 
-/// The bound listeners. Created by `start`, closed by `close`; both may be called from any task.
+/// The bound listeners and the UDP threads. Created by `start`, stopped by `close`; both may be called
+/// from any task.
 public final class DNSProxyServer: Sendable {
     /// The query logic.
     public let proxy: DNSProxy
-    /// The first UDP listener and the TCP listener of each configured address, in that order.
-    private let channels: [any Channel]
-    /// The UDP listeners of the other event loops (same addresses and ports, SO_REUSEPORT).
-    private let extraUDP: [any Channel]
+    /// Per configured address, the UDP listeners' port and the TCP listener, in that order.
+    public let boundAddresses: [SocketAddress]
+    /// The TCP listeners (SwiftNIO).
+    private let tcp: [any Channel]
+    /// The UDP threads' mailboxes (to stop them) and the threads (to join them).
+    private let threads: [(mailbox: DNSUDPMailbox, thread: pthread_t)]
+    /// Every UDP listener descriptor, closed once the threads have stopped.
+    private let udpDescriptors: [Int32]
+    private let closed = Mutex(false)
 
-    private init(proxy: DNSProxy, channels: [any Channel], extraUDP: [any Channel]) {
+    private init(proxy: DNSProxy, boundAddresses: [SocketAddress], tcp: [any Channel],
+                 threads: [(mailbox: DNSUDPMailbox, thread: pthread_t)], udpDescriptors: [Int32]) {
         self.proxy = proxy
-        self.channels = channels
-        self.extraUDP = extraUDP
+        self.boundAddresses = boundAddresses
+        self.tcp = tcp
+        self.threads = threads
+        self.udpDescriptors = udpDescriptors
     }
 
-    /// The local addresses actually bound (UDP first, then TCP, per configured address); useful with port 0.
-    public var boundAddresses: [SocketAddress] { channels.compactMap(\.localAddress) }
+    /// UDP listener sockets in all (one per UDP thread, per configured address).
+    public var udpListenerCount: Int { udpDescriptors.count }
 
-    /// UDP listener sockets in all (one per event loop used, per configured address).
-    public var udpListenerCount: Int { channels.count / 2 + extraUDP.count }
-
-    /// Binds UDP and TCP on every configured listen address: one UDP socket per event loop of `group`
-    /// (`DNSProxyConfiguration.udpListenersPerAddress`), sharing the port with SO_REUSEPORT so the kernel
-    /// spreads clients over the loops, each with its own upstream pool; one TCP listener.
+    /// Binds UDP and TCP on every configured listen address and starts the UDP threads
+    /// (`DNSProxyConfiguration.udpThreads`, each with its own listener per address on the shared port);
+    /// TCP connections are served on `group`.
     public static func start(proxy: DNSProxy, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
         async throws -> DNSProxyServer
     {
-        var channels: [any Channel] = []
-        var extraUDP: [any Channel] = []
-        let loops = Array(group.makeIterator())
-        let listeners = max(1, min(proxy.configuration.udpListenersPerAddress ?? loops.count, loops.count))
+        let threadCount = max(1, proxy.configuration.udpThreads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // listeners[thread][address]
+        var listeners: [[Int32]] = Array(repeating: [], count: threadCount)
+        var tcp: [any Channel] = []
+        var bound: [SocketAddress] = []
+        func closeAll() async {
+            for fd in listeners.joined() { Glibc.close(fd) }
+            for channel in tcp { try? await channel.close() }
+        }
         do {
-            var index = 0
-            var attempt = 0
-            while index < proxy.configuration.listen.count {
-                let address = proxy.configuration.listen[index]
-                func bindUDP(_ loop: any EventLoop, to address: SocketAddress) async throws -> any Channel {
-                    var bootstrap = DatagramBootstrap(group: loop)
-                        .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                        .channelOption(.datagramVectorReadMessageCount, value: dnsVectorReadCount)
-                        .channelOption(.recvAllocator, value: dnsVectorReadAllocator)
-                    if listeners > 1 {
-                        // Only then: a lone listener keeps EADDRINUSE against a second proxy on its port.
-                        bootstrap = bootstrap.channelOption(
-                            .socketOption(NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))), value: 1)
+            for address in proxy.configuration.listen {
+                var attempt = 0
+                while true {
+                    let first = try UDPSocket.listener(on: address, reusePort: threadCount > 1)
+                    // The same port for TCP and the other threads as the first UDP socket got (port 0).
+                    var shared = address
+                    if let port = UDPSocket.localPort(of: first), let ip = address.ipAddress {
+                        shared = try SocketAddress(ipAddress: ip, port: port)
                     }
-                    return try await bootstrap
-                        .channelInitializer { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(DNSUDPQueryHandler(proxy: proxy))
-                            }
-                        }
-                        .bind(to: address).get()
-                }
-                let udp = try await bindUDP(loops[0], to: address)
-                channels.append(udp)
-                // The same port for TCP as UDP got (matters when the configured port is 0).
-                let tcpAddress = try udp.localAddress.map { bound in
-                    var copy = address
-                    if let port = bound.port {
-                        copy = try SocketAddress(ipAddress: address.ipAddress ?? "", port: port)
+                    do {
+                        tcp.append(try await bindTCP(shared, proxy: proxy, group: group))
+                    } catch let error as IOError where error.errnoCode == EADDRINUSE && address.port == 0 && attempt < 5 {
+                        // Port 0: the number UDP got may be taken for TCP (another socket's ephemeral port).
+                        Glibc.close(first)
+                        attempt += 1
+                        continue
+                    } catch {
+                        Glibc.close(first)
+                        throw error
                     }
-                    return copy
-                } ?? address
-                let idle = proxy.configuration.tcpIdleTimeout
-                let tcpBootstrap = ServerBootstrap(group: group)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
-                            try channel.pipeline.syncOperations.addHandler(DNSTCPQueryHandler(proxy: proxy))
-                        }
+                    listeners[0].append(first)
+                    for thread in 1..<threadCount {
+                        listeners[thread].append(try UDPSocket.listener(on: shared, reusePort: true))
                     }
-                let tcp: any Channel
-                do {
-                    tcp = try await tcpBootstrap.bind(to: tcpAddress).get()
-                } catch let error as IOError where error.errnoCode == EADDRINUSE && address.port == 0 && attempt < 5 {
-                    // Port 0: the number UDP got may be taken for TCP (another socket's ephemeral port).
-                    try? await udp.close()
-                    channels.removeLast()
-                    attempt += 1
-                    continue
+                    bound += [shared, tcp.last?.localAddress ?? shared]
+                    break
                 }
-                channels.append(tcp)
-                // The other loops' UDP listeners, on the port the first got.
-                for loop in loops.dropFirst().prefix(listeners - 1) {
-                    extraUDP.append(try await bindUDP(loop, to: tcpAddress))
-                }
-                attempt = 0
-                index += 1
             }
         } catch {
-            for channel in channels + extraUDP { try? await channel.close() }
+            await closeAll()
             throw error
         }
-        return DNSProxyServer(proxy: proxy, channels: channels, extraUDP: extraUDP)
+        var threads: [(mailbox: DNSUDPMailbox, thread: pthread_t)] = []
+        do {
+            let loops = try listeners.map { try DNSUDPLoop(proxy: proxy, listeners: $0) }
+            for (index, loop) in loops.enumerated() {
+                threads.append((loop.mailbox, try startThread(loop, index: index)))
+            }
+        } catch {
+            stop(threads)
+            await closeAll()
+            throw error
+        }
+        return DNSProxyServer(proxy: proxy, boundAddresses: bound, tcp: tcp, threads: threads,
+                              udpDescriptors: Array(listeners.joined()))
     }
 
-    /// Closes every listener (TCP connections already accepted finish on their own or time out).
+    /// Runs `loop` on a thread of its own named `sluice-dnsN`, at the process's nice (a thread inherits its
+    /// creator's, here a Swift concurrency thread's). A plain pthread, so `close` can join it: once joined,
+    /// nothing of the proxy runs any more.
+    private static func startThread(_ loop: DNSUDPLoop, index: Int) throws -> pthread_t {
+        final class Start {
+            let loop: DNSUDPLoop
+            let name: String
+            init(loop: DNSUDPLoop, name: String) {
+                self.loop = loop
+                self.name = name
+            }
+        }
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 1 << 20)
+        let argument = Unmanaged.passRetained(Start(loop: loop, name: "sluice-dns\(index)")).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { raw in
+            // The loop is handed over to this thread here and used by it alone from now on.
+            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            _ = start.name.withCString { sluice_set_current_thread_name($0) }
+            _ = sluice_adopt_process_nice()
+            start.loop.run()
+            return nil
+        }, argument)
+        guard status == 0 else {
+            Unmanaged<Start>.fromOpaque(argument).release()
+            throw IOError(errnoCode: status, reason: "pthread_create")
+        }
+        return thread
+    }
+
+    /// Stops and joins `threads` (each wakes at once from its eventfd; the join takes microseconds).
+    private static func stop(_ threads: [(mailbox: DNSUDPMailbox, thread: pthread_t)]) {
+        for thread in threads { thread.mailbox.stop() }
+        for thread in threads { pthread_join(thread.thread, nil) }
+    }
+
+    private static func bindTCP(_ address: SocketAddress, proxy: DNSProxy, group: any EventLoopGroup)
+        async throws -> any Channel
+    {
+        let idle = proxy.configuration.tcpIdleTimeout
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(DNSTCPQueryHandler(proxy: proxy))
+                }
+            }
+            .bind(to: address).get()
+    }
+
+    /// Stops the UDP threads (queries they were forwarding are given up) and closes every listener (TCP
+    /// connections already accepted finish on their own or time out). Only the first call does anything.
     public func close() async {
-        for channel in channels + extraUDP { try? await channel.close() }
-    }
-}
-
-/// Datagrams read per system call (recvmmsg) on the UDP listener and the pooled upstream sockets.
-let dnsVectorReadCount = 32
-/// Room for `dnsVectorReadCount` datagrams of up to 4 KiB each: NIO splits one buffer among the messages
-/// of a vector read, and a datagram longer than its share would be cut (then it fails to parse).
-var dnsVectorReadAllocator: FixedSizeRecvByteBufferAllocator {
-    FixedSizeRecvByteBufferAllocator(capacity: dnsVectorReadCount * 4096)
-}
-
-/// The source address of a query as the policy sees it (IPv4-mapped IPv6 as IPv4). Read from the socket
-/// address's bytes: formatting it as text and parsing that back cost more than judging the query.
-func policyAddress(_ address: SocketAddress?) -> IPAddress? {
-    switch address {
-    case .v4(let v4):
-        return .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
-    case .v6(let v6):
-        var value: UInt128 = 0
-        withUnsafeBytes(of: v6.address.sin6_addr) { bytes in
-            for byte in bytes { value = value << 8 | UInt128(byte) }
-        }
-        if value >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: value)) }
-        return .v6(value)
-    default:
-        return nil
-    }
-}
-
-/// Answers datagrams on the listener's event loop; forwards through this loop's upstream pool.
-private final class DNSUDPQueryHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
-
-    let proxy: DNSProxy
-    private var pool: DNSUpstreamPool?
-    /// Replies written since the last flush.
-    private var unflushed = false
-
-    init(proxy: DNSProxy) {
-        self.proxy = proxy
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let pool = DNSUpstreamPool(eventLoop: context.eventLoop, proxy: proxy)
-        let channel = context.channel
-        pool.onBatchEnd = { [weak self] in
-            guard let self, self.unflushed else { return }
-            self.unflushed = false
-            channel.flush()
-        }
-        self.pool = pool
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        pool?.close()
-        pool = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        guard let source = policyAddress(envelope.remoteAddress) else { return }
-        guard proxy.enter() else { return }
-        let bytes = Array(envelope.data.readableBytesView)
-        let client = envelope.remoteAddress
-        switch proxy.prepare(bytes, from: source, overTCP: false, upstreamID: 0) {
-        case .reply(let reply):
-            proxy.leave()
-            send(reply, to: client, on: context.channel)
-        case .drop:
-            proxy.leave()
-        case .forward(let request):
-            guard let pool else {
-                proxy.leave()
-                return
-            }
-            let channel = context.channel
-            let proxy = self.proxy
-            pool.forward(request) { [weak self] reply in
-                proxy.leave()
-                let answer = proxy.complete(request, upstream: reply)
-                self?.send(answer, to: client, on: channel)
-            }
-        }
-    }
-
-    private func send(_ reply: [UInt8], to client: SocketAddress, on channel: any Channel) {
-        var buffer = channel.allocator.buffer(capacity: reply.count)
-        buffer.writeBytes(reply)
-        channel.write(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
-        unflushed = true
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        pool?.flushQueries()  // the burst's forwarded queries leave together (sendmmsg)
-        if unflushed {
-            unflushed = false
-            context.flush()
-        }
-        context.fireChannelReadComplete()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A UDP listener must survive errors (e.g. ICMP-induced ones from a client that went away).
+        guard closed.withLock({ state in
+            defer { state = true }
+            return !state
+        }) else { return }
+        Self.stop(threads)
+        for fd in udpDescriptors { Glibc.close(fd) }
+        for channel in tcp { try? await channel.close() }
     }
 }
 
@@ -237,7 +188,7 @@ private final class DNSTCPQueryHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard let source = policyAddress(context.channel.remoteAddress) else {
+        guard let source = DatagramPeer(context.channel.remoteAddress)?.policyAddress else {
             context.close(promise: nil)
             return
         }

@@ -188,7 +188,7 @@ let loopbackPolicyJSON = """
                                                   upstreams: [upstream.address])
         configuration.upstreamSocketsPerLoop = 1
         configuration.upstreamSocketReuse = 3
-        configuration.udpListenersPerAddress = 1  // one pool, so the socket rotation below is observable
+        configuration.udpThreads = 1  // one pool, so the socket rotation below is observable
         configuration.cache.maxEntries = 0  // every query goes upstream
         let proxy = DNSProxy(configuration: configuration)
         proxy.setPolicy(try dnsPolicy(loopbackPolicyJSON))
@@ -244,11 +244,11 @@ let loopbackPolicyJSON = """
         var configuration = DNSProxyConfiguration(listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
                                                   upstreams: [upstream.address])
         configuration.cache.maxEntries = 0
+        // Two UDP threads: two listeners on one port (SO_REUSEPORT), each with its own pool.
+        configuration.udpThreads = 2
         let proxy = DNSProxy(configuration: configuration)
         proxy.setPolicy(try dnsPolicy(loopbackPolicyJSON))
-        // Two loops: two UDP listeners on one port (SO_REUSEPORT), each with its own pool.
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let server = try await DNSProxyServer.start(proxy: proxy, group: loops)
+        let server = try await DNSProxyServer.start(proxy: proxy)
         #expect(server.udpListenerCount == 2 && server.boundAddresses.count == 2)
         let ids = try? await withThrowingTaskGroup(of: UInt16.self) { group in
             for index in 0..<200 {
@@ -260,7 +260,6 @@ let loopbackPolicyJSON = """
             return try await group.reduce(into: Set<UInt16>()) { $0.insert($1) }
         }
         await server.close()
-        try? await loops.shutdownGracefully()
         let ports = Set(upstream.queries.map(\.port))
         await upstream.close()
         #expect(ids == Set((1...200).map { UInt16($0) }))

@@ -7,11 +7,11 @@
 // Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
 // (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
 // full load (dnsperf -q outstanding queries) and then at half the lower of the two measured rates for
-// p99 latency (dnsperf -v reports every query's latency). The proxy runs on an event loop group of ONE thread, so
-// its rate is what one core does. `--repeat N` runs everything N times and prints medians.
+// p99 latency (dnsperf -v reports every query's latency). The proxy runs ONE UDP thread, so its rate is what
+// one core does. `--repeat N` runs everything N times and prints medians.
 //
 // Pinned mode (`--pin`, the default with two or more CPUs; `--no-pin` turns it off): dnsperf and nsd run
-// on CPU 0 in BOTH the direct and the proxied runs, the proxy's event loop thread on CPU 1. That models a
+// on CPU 0 in BOTH the direct and the proxied runs, the proxy's UDP thread on CPU 1. That models a
 // gateway: the proxy has the gateway's CPU, clients and the upstream resolver are other machines. The load
 // side then has the same CPU in both runs, and the ratio says what the proxy costs, not how the scheduler
 // split two shared cores between three programs (the unpinned, shared mode; docs/benchmarks.md).
@@ -30,46 +30,62 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func parseArguments() -> (seconds: Int, names: Int, repeats: Int, only: String?, pin: Bool, sockets: Int?,
-                          realtime: Bool) {
-    var sockets: Int?
-    var realtime = false
+/// The command line.
+struct Options {
     var seconds = 10
     var names = 5000
     var repeats = 1
+    /// One mix only: cache-friendly or cache-hostile.
     var only: String?
     var pin = ProcessInfo.processInfo.activeProcessorCount >= 2
-    var arguments = CommandLine.arguments.dropFirst()
-    while let argument = arguments.popFirst() {
-        switch argument {
-        case "--seconds": seconds = Int(arguments.popFirst() ?? "") ?? seconds
-        case "--names": names = Int(arguments.popFirst() ?? "") ?? names
-        case "--repeat": repeats = max(1, Int(arguments.popFirst() ?? "") ?? repeats)
-        case "--only": only = arguments.popFirst()
-        case "--pin": pin = true
-        case "--no-pin": pin = false
-        case "--upstream-sockets": sockets = Int(arguments.popFirst() ?? "")
-        case "--realtime": realtime = true
-        default:
-            say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
-                + "[--pin|--no-pin] [--realtime] [--upstream-sockets N]")
-            exit(2)
+    /// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
+    var upstreamSockets: Int?
+    /// `--realtime` (with --pin): the proxy's UDP thread runs SCHED_FIFO (priority 1), so other programs on
+    /// a shared machine that the scheduler moves onto the proxy's CPU cannot preempt it; it models a
+    /// gateway whose DNS core runs nothing else. Latency figures with it are labelled as such.
+    var realtime = false
+    /// `--busy-poll-us N`: DNSProxyConfiguration.udpBusyPollMicroseconds.
+    var busyPoll: Int?
+    /// `--split-latency`: capture the proxied half-load run with tcpdump and split each query's latency
+    /// into the proxy's share and the upstream leg (LatencySplit.swift).
+    var splitLatency = false
+
+    static func parse() -> Options {
+        var options = Options()
+        var arguments = CommandLine.arguments.dropFirst()
+        while let argument = arguments.popFirst() {
+            switch argument {
+            case "--seconds": options.seconds = Int(arguments.popFirst() ?? "") ?? options.seconds
+            case "--names": options.names = Int(arguments.popFirst() ?? "") ?? options.names
+            case "--repeat": options.repeats = max(1, Int(arguments.popFirst() ?? "") ?? options.repeats)
+            case "--only": options.only = arguments.popFirst()
+            case "--pin": options.pin = true
+            case "--no-pin": options.pin = false
+            case "--upstream-sockets": options.upstreamSockets = Int(arguments.popFirst() ?? "")
+            case "--realtime": options.realtime = true
+            case "--busy-poll-us": options.busyPoll = Int(arguments.popFirst() ?? "")
+            case "--split-latency": options.splitLatency = true
+            default:
+                say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
+                    + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--busy-poll-us N] [--split-latency]")
+                exit(2)
+            }
         }
+        return options
     }
-    return (seconds, names, repeats, only, pin, sockets, realtime)
 }
 
-/// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
-/// `--realtime` (with --pin): the proxy's loop thread runs SCHED_FIFO (priority 1), so other programs on
-/// a shared machine that the scheduler moves onto the proxy's CPU cannot preempt it; it models a
-/// gateway whose DNS core runs nothing else. Latency figures with it are labelled as such.
-let (seconds, names, repeats, only, pin, upstreamSockets, realtime) = parseArguments()
+let options = Options.parse()
+let (seconds, names, repeats, only, pin, upstreamSockets, realtime) = (
+    options.seconds, options.names, options.repeats, options.only, options.pin, options.upstreamSockets,
+    options.realtime)
+
 if pin && ProcessInfo.processInfo.activeProcessorCount < 2 {
     say("dns-bench: --pin needs two CPUs")
     exit(2)
 }
 
-/// CPU the load side (dnsperf, nsd) runs on in pinned mode, and the CPU of the proxy's loop thread.
+/// CPU the load side (dnsperf, nsd) runs on in pinned mode, and the CPU of the proxy's UDP thread.
 let loadCPU = 0, proxyCPU = 1
 
 /// glibc's sched_setaffinity, looked up at run time: Glibc's Swift module leaves it out (it is declared
@@ -100,7 +116,7 @@ func pinProcessGroup(_ leader: pid_t, to cpu: Int) -> Int {
 }
 
 // Pinned: this process's own threads (reading dnsperf's output, which is load-side work) start on the
-// load CPU too, and threads made later inherit it; only the proxy's loop thread moves to `proxyCPU`.
+// load CPU too, and threads made later inherit it; only the proxy's UDP thread moves to `proxyCPU`.
 if pin {
     for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
         if let tid = Int32(task) { pinThread(tid, to: loadCPU) }
@@ -164,33 +180,60 @@ let policyJSON = """
 ]}}
 """
 
-func startProxy(cache: Bool) async throws -> DNSProxyServer {
+/// A running proxy and the kernel's id of its one UDP thread.
+struct RunningProxy {
+    let server: DNSProxyServer
+    let thread: pid_t
+}
+
+func startProxy(cache: Bool) async throws -> RunningProxy {
     var configuration = DNSProxyConfiguration(
         listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
         upstreams: [try SocketAddress(ipAddress: "127.0.0.77", port: nsdPort)])
     if !cache { configuration.cache.maxEntries = 0 }
     if let upstreamSockets { configuration.upstreamSocketsPerLoop = upstreamSockets }
+    // One thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
+    configuration.udpThreads = 1
+    if let busyPoll = options.busyPoll { configuration.udpBusyPollMicroseconds = busyPoll }
     configuration.learned.maxEntries = max(names * 2, 1024)
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
     proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
-    return try await DNSProxyServer.start(proxy: proxy, group: proxyGroup)
+    let server = try await DNSProxyServer.start(proxy: proxy)
+    var thread: pid_t? = nil
+    for _ in 0..<100 where thread == nil {
+        thread = udpThread()
+        if thread == nil { try await Task.sleep(for: .milliseconds(10)) }
+    }
+    guard let thread else {
+        await server.close()
+        throw BenchError("the proxy's UDP thread (sluice-dns0) did not show up in /proc/self/task")
+    }
+    if pin {
+        var parameters = sched_param(sched_priority: 1)
+        guard pinThread(thread, to: proxyCPU), !realtime || sched_setscheduler(thread, SCHED_FIFO, &parameters) == 0
+        else {
+            await server.close()
+            throw BenchError("could not pin the proxy's UDP thread to CPU \(proxyCPU)\(realtime ? " (SCHED_FIFO)" : "")")
+        }
+    }
+    return RunningProxy(server: server, thread: thread)
 }
 
-/// One event loop thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
-let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-if pin {
-    let pinned = (try? proxyGroup.next().submit { () -> Bool in
-        guard pinThread(0, to: proxyCPU) else { return false }
-        guard realtime else { return true }
-        var parameters = sched_param(sched_priority: 1)
-        return sched_setscheduler(0, SCHED_FIFO, &parameters) == 0
-    }.wait()) ?? false
-    guard pinned else {
-        say("dns-bench: could not pin the proxy's loop thread to CPU \(proxyCPU)\(realtime ? " (SCHED_FIFO)" : "")")
-        stopNSD()
-        exit(1)
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The kernel id of the live thread named `sluice-dns0` (one server runs at a time).
+func udpThread() -> pid_t? {
+    for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+        if let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+           name.trimmingCharacters(in: .whitespacesAndNewlines) == "sluice-dns0" {
+            return pid_t(task)
+        }
     }
+    return nil
 }
 
 /// CPU seconds (user + system) of this bench's nsd: every process in the daemon's process group (main,
@@ -210,15 +253,13 @@ func nsdCPUSeconds() -> Double {
     return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
-/// CPU seconds (user + system) the proxy's event loop thread has used so far. Throughput on this shared
-/// 2-core machine is bounded by dnsperf and nsd competing for the same cores; CPU per query of the loop
-/// thread says what one core running only the proxy would sustain.
-func proxyThreadCPUSeconds() -> Double {
-    (try? proxyGroup.next().submit { () -> Double in
-        var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }.wait()) ?? 0
+/// CPU seconds (user + system) the proxy's UDP thread has used so far (schedstat: nanoseconds on CPU).
+/// Throughput on this 2-core machine is bounded by dnsperf and nsd; CPU per query of the UDP thread says
+/// what one core running only the proxy would sustain.
+func proxyThreadCPUSeconds(_ thread: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/self/task/\(thread)/schedstat", encoding: .utf8),
+          let first = text.split(separator: " ").first, let nanoseconds = Double(first) else { return 0 }
+    return nanoseconds / 1e9
 }
 
 // MARK: - dnsperf
@@ -274,6 +315,42 @@ func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, ra
     return Result(qps: qps, p50: quantile(0.5), p99: quantile(0.99), lost: lost, cpu: cpu)
 }
 
+/// tcpdump on loopback for the proxied half-load run (on the proxy's CPU when pinned: its work there
+/// is reading the capture buffer; the copy of each packet happens in the sender's context anyway).
+func startCapture(ports: [Int]) -> (process: RunningProcess, file: String)? {
+    let file = work.appendingPathComponent("half-load.pcap").path
+    let filter = "udp and (" + ports.map { "port \($0)" }.joined(separator: " or ") + ")"
+    let command = (pin ? ["/usr/bin/taskset", "-c", "\(proxyCPU)"] : [])
+        + ["/usr/bin/tcpdump", "-i", "lo", "-n", "-B", "262144", "-s", "160", "-w", file, filter]
+    guard let process = try? Subprocess.start(command) else {
+        say("dns-bench: tcpdump did not start (bench/dns/setup.sh installs it); no latency split")
+        return nil
+    }
+    usleep(500_000)  // tcpdump attaches its filter before dnsperf starts
+    return (process, file)
+}
+
+func stopCapture(_ capture: (process: RunningProcess, file: String), proxyPort: Int) -> LatencySplit? {
+    capture.process.kill(SIGINT)
+    let result = capture.process.wait(timeout: 10)
+    if let dropped = result.stderr.split(separator: "\n").first(where: { $0.contains("dropped by kernel") }),
+       !dropped.hasPrefix("0 ") {
+        say("dns-bench: tcpdump: \(dropped)")
+    }
+    defer { try? FileManager.default.removeItem(atPath: capture.file) }
+    return splitLatency(capture: capture.file, proxyPort: proxyPort, upstreamPort: nsdPort)
+}
+
+func describe(_ split: LatencySplit?) -> String {
+    guard let split else { return "" }
+    func pair(_ value: (p50: Double, p99: Double)) -> String { "p50 \(ms(value.p50)), p99 \(ms(value.p99))" }
+    return """
+
+      on the wire (tcpdump, \(split.matched) queries matched): proxy's share \(pair(split.proxy)); \
+    upstream leg \(pair(split.upstream)); client to client \(pair(split.total))
+    """
+}
+
 let friendly = work.appendingPathComponent("friendly.txt").path
 try (0..<10).map { "h\($0).bench.test A\n" }.joined().write(toFile: friendly, atomically: true, encoding: .utf8)
 let hostile = work.appendingPathComponent("hostile.txt").path
@@ -281,10 +358,12 @@ try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
     .write(toFile: hostile, atomically: true, encoding: .utf8)
 
 func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
+/// A histogram bucket's bound as text (nil: above the last bound, or no observations).
+func bucket(_ microseconds: UInt64?) -> String { microseconds.map { "\($0) µs" } ?? "n/a" }
 
 say("dns-bench: \(seconds) s per run, \(names) names, nsd on 127.0.0.77:\(nsdPort), "
     + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, "
-    + (pin ? "pinned: dnsperf and nsd on CPU \(loadCPU) in both runs, the proxy's loop on CPU \(proxyCPU)"
+    + (pin ? "pinned: dnsperf and nsd on CPU \(loadCPU) in both runs, the proxy's UDP thread on CPU \(proxyCPU)"
         + (realtime ? " (SCHED_FIFO)" : "")
            : "shared: dnsperf, nsd and the proxy float over all CPUs"))
 func median(_ values: [Double]) -> Double {
@@ -298,16 +377,17 @@ do {
         var rows: [(direct: Double, proxied: Double, directP99: Double, proxiedP99: Double, oneCore: Double,
                     nsdOneCore: Double, bound: Double)] = []
         for round in 1...repeats {
-            let server = try await startProxy(cache: cache)
+            let running = try await startProxy(cache: cache)
+            let server = running.server
             let port = server.boundAddresses[0].port!
             let nsdBefore = nsdCPUSeconds()
             let direct = dnsperf(port: nsdPort, server: "127.0.0.77", file: file)
             let nsdCPU = nsdCPUSeconds() - nsdBefore
             let nsdOneCore = nsdCPU > 0 ? direct.qps * Double(seconds) / nsdCPU : 0
-            let cpuBefore = proxyThreadCPUSeconds()
+            let cpuBefore = proxyThreadCPUSeconds(running.thread)
             let answeredBefore = server.proxy.counters.value(.queries)
             let proxied = dnsperf(port: port, server: "127.0.0.1", file: file)
-            let cpu = proxyThreadCPUSeconds() - cpuBefore
+            let cpu = proxyThreadCPUSeconds(running.thread) - cpuBefore
             let answered = Double(server.proxy.counters.value(.queries) - answeredBefore)
             let oneCore = cpu > 0 ? answered / cpu : 0
             // Half of the lower of the two sustainable rates: pinned, a cache hit through the proxy can
@@ -315,7 +395,11 @@ do {
             // the direct run and compare an overloaded nsd's p99 with the proxy's.
             let half = min(proxied.qps, direct.qps) / 2
             let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
+            let legBefore = server.proxy.counters.upstreamLatency()
+            let capture = options.splitLatency ? startCapture(ports: [port, nsdPort]) : nil
             let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
+            let split = capture.flatMap { stopCapture($0, proxyPort: port) }
+            let leg = server.proxy.counters.upstreamLatency().since(legBefore)
             let counters = server.proxy.counters.snapshot()
             await server.close()
             // CPU per query of each program (µs) and what they imply when the two cores are the limit:
@@ -338,7 +422,7 @@ do {
               direct to nsd:  \(String(format: "%10.0f", direct.qps)) q/s  lost \(direct.lost)
               through proxy:  \(String(format: "%10.0f", proxied.qps)) q/s  lost \(proxied.lost)
               ratio proxy/direct: \(String(format: "%.2f", direct.qps > 0 ? proxied.qps / direct.qps : 0))
-              proxy loop thread: \(String(format: "%.2f", cpu)) CPU s for \(Int(answered)) queries = \
+              proxy UDP thread: \(String(format: "%.2f", cpu)) CPU s for \(Int(answered)) queries = \
             \(String(format: "%.1f", answered > 0 ? cpu / answered * 1e6 : 0)) µs/query, \
             \(String(format: "%.0f", oneCore)) q/s per core; nsd: \(String(format: "%.2f", nsdCPU)) CPU s in the \
             direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
@@ -348,6 +432,8 @@ do {
               at \(Int(half)) q/s: p50 direct \(ms(directHalf.p50)), proxy \(ms(proxiedHalf.p50)); \
             p99 direct \(ms(directHalf.p99)), proxy \(ms(proxiedHalf.p99)), added \
             \(ms(proxiedHalf.p99.flatMap { p in directHalf.p99.map { p - $0 } }))
+              upstream leg at half load (proxy → nsd → proxy, \(leg.count) exchanges): p50 ≤ \
+            \(bucket(leg.bound(forQuantile: 0.5))), p99 ≤ \(bucket(leg.bound(forQuantile: 0.99)))\(describe(split))
               proxy counters: hits \(counters["cache_hits"] ?? 0), misses \(counters["cache_misses"] ?? 0), \
             servfail \(counters["servfail"] ?? 0), upstream timeouts \(counters["upstream_timeouts"] ?? 0), \
             mismatched \(counters["upstream_mismatched"] ?? 0)
