@@ -1,7 +1,8 @@
 // The DNS side of the active policy: the reference evaluator's `evaluateDNS` (spec 004, "DNS Evaluation
 // Is Stricter": the first claiming group decides, the first matching dns_hostname rule wins, otherwise
-// deny), plus the id → document index maps that bind learned addresses to what the compiled packet tables
-// call a rule. DNS decisions are per query, not per packet, so the plain evaluator is fast enough here.
+// deny), located by document indices, which bind learned addresses to what the compiled packet tables call
+// a rule. The evaluator keeps each group's dns_hostname rules in a list of their own, so a query walks
+// only those, with its name normalized once.
 import SluicePolicy
 
 /// What the DNS policy says about one query.
@@ -32,7 +33,6 @@ public final class DNSPolicy: Sendable {
     /// The evaluator over the policy document.
     public let evaluator: ReferenceEvaluator
     private let groupIndex: [String: Int]
-    private let ruleIndex: [[String: Int]]
 
     /// Wraps a parsed policy.
     public init(policyID: String, version: Int = 0, mode: PolicyMode, config: PolicyConfig) {
@@ -45,22 +45,13 @@ public final class DNSPolicy: Sendable {
             groups[group.id] = index
         }
         groupIndex = groups
-        ruleIndex = config.sourceGroups.map { group in
-            var rules: [String: Int] = [:]
-            for (index, rule) in group.rules.enumerated() where rules[rule.id] == nil { rules[rule.id] = index }
-            return rules
-        }
     }
 
     /// Judges a query for `name` (any case, trailing dot or not) from `source`.
     public func judge(source: IPAddress, name: String) -> DNSDecision {
-        let verdict = evaluator.evaluateDNS(source: source, name: name)
-        let group = verdict.sourceGroup.flatMap { groupIndex[$0] }
+        let (verdict, group, rule) = evaluator.evaluateDNSLocated(source: source, name: name)
         var allowing: (Int, Int)? = nil
-        if verdict.decision == .allow, verdict.decidedBy == .rule, let group, let ruleID = verdict.rule,
-           let rule = ruleIndex[group][ruleID] {
-            allowing = (group, rule)
-        }
+        if verdict.decision == .allow, verdict.decidedBy == .rule, let group, let rule { allowing = (group, rule) }
         return DNSDecision(verdict: verdict, allowingRule: allowing, claimingGroup: group)
     }
 

@@ -84,14 +84,35 @@ public enum HostnamePattern: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether a queried name matches.
     public func matches(_ name: String) -> Bool {
-        let normal = HostnamePattern.normalize(name)
+        matches(normalized: HostnamePattern.normalize(name))
+    }
+
+    /// `matches` for a name already in `normalize`d form: a caller trying many patterns (the DNS
+    /// evaluation) normalizes once.
+    public func matches(normalized normal: String) -> Bool {
         switch self {
         case .exact(let exact, _):
             return normal == exact
         case .subdomains(let domain, _):
+            if let result = Self.asciiSubdomain(normal, of: domain) { return result }
             return normal.count > domain.count + 1 && normal.hasSuffix("." + domain)
         case .regex(let pattern):
             return pattern.matches(normal)
+        }
+    }
+
+    /// The subdomain test on bytes when both names are ASCII (every name on the DNS wire is: IDNs travel
+    /// as punycode), without building `"." + domain`; nil otherwise, for the Unicode-aware comparison.
+    static func asciiSubdomain(_ name: String, of domain: String) -> Bool? {
+        var name = name, domain = domain  // withUTF8 may make them contiguous: native strings already are
+        return name.withUTF8 { name in
+            domain.withUTF8 { domain -> Bool? in
+                guard !name.contains(where: { $0 >= 0x80 }), !domain.contains(where: { $0 >= 0x80 }) else { return nil }
+                guard name.count > domain.count + 1 else { return false }
+                let start = name.count - domain.count
+                return name[start - 1] == UInt8(ascii: ".")
+                    && UnsafeBufferPointer(rebasing: name[start...]).elementsEqual(domain)
+            }
         }
     }
 

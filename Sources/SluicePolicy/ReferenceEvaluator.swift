@@ -138,12 +138,31 @@ public struct ReferenceEvaluator: Sendable {
     let groupOrder: [Int]
     /// Per group (document index), its rules in evaluation order.
     let ruleOrder: [[Int]]
+    /// Per group (document index), its `dns_hostname` rules in evaluation order, with what DNS evaluation
+    /// reads of them: every query walks these instead of copying whole rules.
+    let dnsRules: [[DNSRule]]
+
+    struct DNSRule: Sendable {
+        let index: Int
+        let id: String
+        let pattern: HostnamePattern
+        let audit: Bool
+        let action: PolicyAction
+    }
 
     public init(mode: PolicyMode, policy: PolicyConfig) {
         self.mode = mode
         self.policy = policy
         groupOrder = PolicyOrder.sorted(policy.sourceGroups.map(\.priority))
         ruleOrder = policy.sourceGroups.map { PolicyOrder.sorted($0.rules.map(\.priority)) }
+        dnsRules = zip(policy.sourceGroups, ruleOrder).map { group, order in
+            order.compactMap { index in
+                let rule = group.rules[index]
+                return rule.match.dnsHostname.map {
+                    DNSRule(index: index, id: rule.id, pattern: $0, audit: rule.mode == .audit, action: rule.action)
+                }
+            }
+        }
     }
 
     public init(_ request: PolicyRequest) {
@@ -204,23 +223,28 @@ public struct ReferenceEvaluator: Sendable {
     /// What the DNS policy does to a query for `name` from `source` (spec 004, "DNS Evaluation
     /// Is Stricter"). The verdict's group and rule are those learned addresses are bound to.
     public func evaluateDNS(source: IPAddress, name: String) -> Verdict {
-        if mode == .disabled { return ReferenceEvaluator.disabledVerdict }
+        evaluateDNSLocated(source: source, name: name).verdict
+    }
+
+    /// `evaluateDNS`, with the document indices of the group that claimed the source and of the rule that
+    /// decided (what the DNS proxy binds learned addresses to).
+    public func evaluateDNSLocated(source: IPAddress, name: String) -> (verdict: Verdict, group: Int?, rule: Int?) {
+        if mode == .disabled { return (ReferenceEvaluator.disabledVerdict, nil, nil) }
         guard let groupIndex = groupOrder.first(where: { ReferenceEvaluator.contains(policy.sourceGroups[$0], source) })
         else {
-            return finish(.deny, .noGroup, nil, nil, [])
+            return (finish(.deny, .noGroup, nil, nil, []), nil, nil)
         }
         let group = policy.sourceGroups[groupIndex]
+        let normal = HostnamePattern.normalize(name)
         var findings: [Finding] = []
-        for ruleIndex in ruleOrder[groupIndex] {
-            let rule = group.rules[ruleIndex]
-            guard let pattern = rule.match.dnsHostname, pattern.matches(name) else { continue }
-            if rule.mode == .audit {
+        for rule in dnsRules[groupIndex] where rule.pattern.matches(normalized: normal) {
+            if rule.audit {
                 if rule.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: rule.id, enforced: false)) }
                 continue
             }
-            return finish(rule.action, .rule, group, rule.id, findings)
+            return (finish(rule.action, .rule, group, rule.id, findings), groupIndex, rule.index)
         }
-        return finish(.deny, .dnsNoRule, group, nil, findings)
+        return (finish(.deny, .dnsNoRule, group, nil, findings), groupIndex, nil)
     }
 
     static let disabledVerdict = Verdict(verdict: .deny, decision: .deny, decidedBy: .disabled, sourceGroup: nil,
