@@ -27,8 +27,9 @@ public final class DNSAnswerCache: Sendable {
     struct Entry {
         /// The upstream response, without its OPT record.
         var message: DNSMessage
-        /// The wire form for fast hits; nil when the message does not fit one.
-        var template: DNSReplyTemplate?
+        /// The wire form for fast hits, made at the first hit (most answers stored under a cache-hostile
+        /// load are never asked for again, and making one serialises the message).
+        var template: TemplateState = .unmade
         var storedAt: UInt64
         var expiresAt: UInt64
         var sequence: UInt64
@@ -40,6 +41,37 @@ public final class DNSAnswerCache: Sendable {
         var orderHead = 0
         var sequence: UInt64 = 0
         var evicted: UInt64 = 0
+    }
+
+    enum TemplateState {
+        case unmade
+        case made(DNSReplyTemplate)
+        /// The message does not fit a template (`lookup` serves it).
+        case none
+    }
+
+    /// A cached answer as found: the stored message, its wire form when it has one, and its age.
+    struct Hit {
+        let message: DNSMessage
+        let template: DNSReplyTemplate?
+        /// Seconds since it was stored.
+        let age: UInt32
+
+        /// The message with every TTL lowered by the age.
+        var agedMessage: DNSMessage {
+            var message = message
+            func aged(_ records: [DNSResourceRecord]) -> [DNSResourceRecord] {
+                records.map { record in
+                    var copy = record
+                    copy.ttl = record.effectiveTTL > age ? record.effectiveTTL - age : 0
+                    return copy
+                }
+            }
+            message.answers = aged(message.answers)
+            message.authorities = aged(message.authorities)
+            message.additionals = aged(message.additionals)
+            return message
+        }
     }
 
     private let state = Mutex(State())
@@ -57,36 +89,28 @@ public final class DNSAnswerCache: Sendable {
 
     /// The cached answer to `question` with every TTL lowered by the time it spent here, or nil.
     public func lookup(_ question: DNSQuestion, now: UInt64) -> DNSMessage? {
-        state.withLock { state -> DNSMessage? in
+        hit(question, now: now)?.agedMessage
+    }
+
+    /// The cached answer to `question`, or nil (not cached, or expired: then it is dropped). One lock
+    /// and one hash for hit and miss alike; the first hit makes the entry's template.
+    func hit(_ question: DNSQuestion, now: UInt64) -> Hit? {
+        state.withLock { state -> Hit? in
             guard let entry = state.entries[question] else { return nil }
             guard entry.expiresAt > now else {
                 state.entries[question] = nil
                 return nil
             }
             let age = UInt32(min((now - entry.storedAt) / 1000, UInt64(UInt32.max)))
-            var message = entry.message
-            func aged(_ records: [DNSResourceRecord]) -> [DNSResourceRecord] {
-                records.map { record in
-                    var copy = record
-                    copy.ttl = record.effectiveTTL > age ? record.effectiveTTL - age : 0
-                    return copy
-                }
+            let template: DNSReplyTemplate?
+            switch entry.template {
+            case .made(let made): template = made
+            case .none: template = nil
+            case .unmade:
+                template = DNSReplyTemplate(entry.message)
+                state.entries[question]?.template = template.map { .made($0) } ?? .none
             }
-            message.answers = aged(message.answers)
-            message.authorities = aged(message.authorities)
-            message.additionals = aged(message.additionals)
-            return message
-        }
-    }
-
-    /// The cached answer to `question` in wire form and its age in seconds, or nil (not cached, expired,
-    /// or held without a template: then `lookup` has it).
-    func lookupTemplate(_ question: DNSQuestion, now: UInt64) -> (template: DNSReplyTemplate, age: UInt32)? {
-        state.withLock { state -> (DNSReplyTemplate, UInt32)? in
-            guard let entry = state.entries[question], entry.expiresAt > now, let template = entry.template else {
-                return nil
-            }
-            return (template, UInt32(min((now - entry.storedAt) / 1000, UInt64(UInt32.max))))
+            return Hit(message: entry.message, template: template, age: age)
         }
     }
 
@@ -116,11 +140,10 @@ public final class DNSAnswerCache: Sendable {
         guard configuration.maxEntries > 0, let ttl = cacheTTL(of: response) else { return }
         var message = response
         message.edns = nil
-        let template = DNSReplyTemplate(message)  // outside the lock: it serialises
         state.withLock { state in
             state.sequence += 1
-            state.entries[question] = Entry(message: message, template: template, storedAt: now,
-                                            expiresAt: now + UInt64(ttl) * 1000, sequence: state.sequence)
+            state.entries[question] = Entry(message: message, storedAt: now, expiresAt: now + UInt64(ttl) * 1000,
+                                            sequence: state.sequence)
             state.order.append((question, state.sequence))
             while state.entries.count > configuration.maxEntries, state.orderHead < state.order.count {
                 let (key, sequence) = state.order[state.orderHead]
@@ -130,10 +153,14 @@ public final class DNSAnswerCache: Sendable {
                     state.evicted += 1
                 }
             }
+            // Keep the list proportional to the cache: stale entries (a key stored again) are filtered out
+            // only when they pile up, consumed ones are cut off the front (no lookup per entry).
             let pending = state.order.count - state.orderHead
-            if pending > 2 * max(state.entries.count, 512) || (state.orderHead > 1024 && state.orderHead > pending) {
-                // Drop consumed and stale order entries so the list stays proportional to the cache.
+            if pending > 2 * max(state.entries.count, 512) {
                 state.order = state.order[state.orderHead...].filter { state.entries[$0.key]?.sequence == $0.sequence }
+                state.orderHead = 0
+            } else if state.orderHead > 1024 && state.orderHead > pending {
+                state.order.removeFirst(state.orderHead)
                 state.orderHead = 0
             }
         }

@@ -229,23 +229,22 @@ public final class DNSProxy: Sendable {
         if decision.verdict.decision == .deny { counters.increment(.audited) }
 
         let now = learned.now()
-        // The fast hit: the stored wire form with this client's id, flags, question and EDNS patched in.
-        if let hit = cache.lookupTemplate(question, now: now),
-           let reply = hit.template.reply(
-               to: bytes, header: query.header, questionLength: question.name.wireBytes.count, edns: query.edns,
-               age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
+        if let hit = cache.hit(question, now: now) {
             counters.increment(.cacheHits)
-            let template = hit.template, age = hit.age
-            if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
-            if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
-                learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) }, group: allowing.group,
-                      rule: allowing.rule, decision: decision, hostname: name)
+            // The fast hit: the stored wire form with this client's id, flags, question and EDNS patched in.
+            if let template = hit.template, let reply = template.reply(
+                to: bytes, header: query.header, questionLength: question.name.wireBytes.count, edns: query.edns,
+                age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
+                let age = hit.age
+                if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
+                if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
+                    learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) },
+                          group: allowing.group, rule: allowing.rule, decision: decision, hostname: name)
+                }
+                return .reply(reply)
             }
-            return .reply(reply)
-        }
-        if let cached = cache.lookup(question, now: now) {
-            counters.increment(.cacheHits)
-            let reply = cachedReply(cached, to: query)
+            // No template, or too big for the client's buffer: built from the message (truncated if need be).
+            let reply = cachedReply(hit.agedMessage, to: query)
             if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
             teach(reply, decision: decision, policy: policy, hostname: name)
             return .reply(reply.serialized(maxSize: limit))

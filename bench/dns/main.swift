@@ -4,8 +4,10 @@
 //   dnsperf ──► nsd (127.0.0.77)                      direct: the baseline
 //   dnsperf ──► DNSProxy (127.0.0.1, in this process) ──► nsd
 //
-// Mixes: cache-friendly (a few names, answered from the cache after the first query) and cache-hostile
-// (the proxy's cache switched off, so every query is judged and forwarded upstream). Each mix is run at
+// Mixes: cache-friendly (a few names, answered from the cache after the first query), cache-hostile
+// (the proxy's cache switched off, so every query is judged and forwarded upstream) and cache-on-misses
+// (the cache on, as deployed, and every name new: a wildcard in the zone answers `qN.fresh.bench.test`,
+// each asked once, so every query is forwarded, stored and evicted again). Each mix is run at
 // full load (dnsperf -q outstanding queries) and then at half the lower of the two measured rates for
 // p99 latency (dnsperf -v reports every query's latency). The proxy runs ONE UDP thread, so its rate is what
 // one core does. `--repeat N` runs everything N times and prints medians.
@@ -35,7 +37,7 @@ struct Options {
     var seconds = 10
     var names = 5000
     var repeats = 1
-    /// One mix only: cache-friendly or cache-hostile.
+    /// One mix only: cache-friendly, cache-hostile or cache-on-misses.
     var only: String?
     var pin = ProcessInfo.processInfo.activeProcessorCount >= 2
     /// `--upstream-sockets N`: the pool's sockets per upstream (DNSProxyConfiguration.upstreamSocketsPerLoop).
@@ -66,7 +68,7 @@ struct Options {
             case "--busy-poll-us": options.busyPoll = Int(arguments.popFirst() ?? "")
             case "--split-latency": options.splitLatency = true
             default:
-                say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile] "
+                say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile|cache-on-misses] "
                     + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--busy-poll-us N] [--split-latency]")
                 exit(2)
             }
@@ -134,7 +136,7 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("sluice
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 let nsdPort = Int.random(in: 30_000...60_000)
 var zone = "$ORIGIN bench.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n"
-zone += "@ IN NS ns1\nns1 IN A 127.0.0.77\n"
+zone += "@ IN NS ns1\nns1 IN A 127.0.0.77\n*.fresh IN A 10.254.0.1\n"
 for index in 0..<names {
     zone += "h\(index) IN A 10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)\n"
 }
@@ -186,7 +188,8 @@ struct RunningProxy {
     let thread: pid_t
 }
 
-func startProxy(cache: Bool) async throws -> RunningProxy {
+/// `learnedEntries`: the learned set's bound (the cache-on-misses mix uses the product's default).
+func startProxy(cache: Bool, learnedEntries: Int = max(names * 2, 1024)) async throws -> RunningProxy {
     var configuration = DNSProxyConfiguration(
         listen: [try SocketAddress(ipAddress: "127.0.0.1", port: 0)],
         upstreams: [try SocketAddress(ipAddress: "127.0.0.77", port: nsdPort)])
@@ -195,7 +198,7 @@ func startProxy(cache: Bool) async throws -> RunningProxy {
     // One thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
     configuration.udpThreads = 1
     if let busyPoll = options.busyPoll { configuration.udpBusyPollMicroseconds = busyPoll }
-    configuration.learned.maxEntries = max(names * 2, 1024)
+    configuration.learned.maxEntries = learnedEntries
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
     proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
@@ -356,6 +359,15 @@ try (0..<10).map { "h\($0).bench.test A\n" }.joined().write(toFile: friendly, at
 let hostile = work.appendingPathComponent("hostile.txt").path
 try (0..<names).shuffled().map { "h\($0).bench.test A\n" }.joined()
     .write(toFile: hostile, atomically: true, encoding: .utf8)
+// Never-repeated names: more than a full-load run asks (~150k q/s), and a separate range for the half-load
+// run, which follows on the same proxy and would otherwise find the full-load run's answers cached.
+let fresh = work.appendingPathComponent("fresh.txt").path, freshHalf = work.appendingPathComponent("fresh-half.txt").path
+for (path, range) in [(fresh, 0..<(seconds * 150_000)), (freshHalf, (seconds * 150_000)..<(seconds * 230_000))] {
+    var text = ""
+    text.reserveCapacity(range.count * 28)
+    for index in range { text += "q\(index).fresh.bench.test A\n" }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
 
 func ms(_ value: Double?) -> String { value.map { String(format: "%.3f ms", $0 * 1000) } ?? "n/a" }
 /// A histogram bucket's bound as text (nil: above the last bound, or no observations).
@@ -372,12 +384,15 @@ func median(_ values: [Double]) -> Double {
 }
 
 do {
-    for (mix, file, cache) in [("cache-friendly", friendly, true), ("cache-hostile", hostile, false)]
-    where only == nil || only == mix {
+    let mixes = [("cache-friendly", friendly, friendly, true), ("cache-hostile", hostile, hostile, false),
+                 ("cache-on-misses", fresh, freshHalf, true)]
+    for (mix, file, halfFile, cache) in mixes where only == nil || only == mix {
         var rows: [(direct: Double, proxied: Double, directP99: Double, proxiedP99: Double, oneCore: Double,
                     nsdOneCore: Double, bound: Double)] = []
         for round in 1...repeats {
-            let running = try await startProxy(cache: cache)
+            let running = mix == "cache-on-misses"
+                ? try await startProxy(cache: true, learnedEntries: LearnedAddressConfiguration().maxEntries)
+                : try await startProxy(cache: cache)
             let server = running.server
             let port = server.boundAddresses[0].port!
             let nsdBefore = nsdCPUSeconds()
@@ -394,10 +409,10 @@ do {
             // outrun nsd sharing its core with dnsperf, and half the proxy's rate would then overload
             // the direct run and compare an overloaded nsd's p99 with the proxy's.
             let half = min(proxied.qps, direct.qps) / 2
-            let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: file, rate: half)
+            let directHalf = dnsperf(port: nsdPort, server: "127.0.0.77", file: halfFile, rate: half)
             let legBefore = server.proxy.counters.upstreamLatency()
             let capture = options.splitLatency ? startCapture(ports: [port, nsdPort]) : nil
-            let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: file, rate: half)
+            let proxiedHalf = dnsperf(port: port, server: "127.0.0.1", file: halfFile, rate: half)
             let split = capture.flatMap { stopCapture($0, proxyPort: port) }
             let leg = server.proxy.counters.upstreamLatency().since(legBefore)
             let counters = server.proxy.counters.snapshot()
