@@ -162,6 +162,10 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
         var statistics = LearnedAddressStatistics(entries: 0, evicted: 0, withdrawn: 0, expired: 0, tablesBuilt: 1,
                                                   retiredTables: 0)
         var lastPurge: UInt64 = 0
+        /// No binding expires before this (a lower bound: removals leave it low, a purge makes it exact).
+        /// A purge before it would find nothing, and a purge walks every binding: under steady eviction
+        /// of live bindings (the set full, nothing expiring) it held the lock for milliseconds every second.
+        var earliestExpiry = UInt64.max
 
         init(table: LearnedAddressTable) {
             self.table = table
@@ -237,6 +241,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                 } else {
                     state.names[name, default: [:]][key] = Binding(expiry: expiry, sequence: sequence,
                                                                   groupID: groupID, ruleID: ruleID)
+                    state.earliestExpiry = min(state.earliestExpiry, expiry)
                     changed = state.vouchers[key, default: Vouchers()].vouch(name, until: expiry)
                     state.count += 1
                 }
@@ -281,6 +286,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
             var vouchers: [AddressKey: Vouchers] = [:]
             var order: [(name: String, key: AddressKey, sequence: UInt64)] = []
             var count = 0
+            var earliest = UInt64.max
             for (name, bindings) in state.names {
                 for (key, binding) in bindings where binding.expiry > now {
                     guard let (group, rule) = transform(name, binding.groupID, binding.ruleID) else { continue }
@@ -288,6 +294,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                     names[name, default: [:]][newKey] = binding
                     _ = vouchers[newKey, default: Vouchers()].vouch(name, until: binding.expiry)
                     order.append((name, newKey, binding.sequence))
+                    earliest = min(earliest, binding.expiry)
                     count += 1
                 }
             }
@@ -297,6 +304,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
             state.order = order
             state.orderHead = 0
             state.count = count
+            state.earliestExpiry = earliest
             rebuild(&state, now: now)
         }
     }
@@ -392,8 +400,14 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     private func purge(_ state: inout WriterState, now: UInt64) {
         state.lastPurge = now
         var expired: [(String, AddressKey)] = []
-        for (name, bindings) in state.names {
-            for (key, binding) in bindings where binding.expiry <= now { expired.append((name, key)) }
+        if now >= state.earliestExpiry {
+            var earliest = UInt64.max
+            for (name, bindings) in state.names {
+                for (key, binding) in bindings {
+                    if binding.expiry <= now { expired.append((name, key)) } else { earliest = min(earliest, binding.expiry) }
+                }
+            }
+            state.earliestExpiry = earliest
         }
         for (name, key) in expired {
             if removeBinding(&state, name, key) { publishExpiry(&state, key, now: now) }

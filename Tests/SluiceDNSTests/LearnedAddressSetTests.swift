@@ -128,6 +128,23 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
         #expect(!set.contains(group: 0, rule: 0, address: address))
     }
 
+    @Test func purgeRemovesWhatExpiredAndOnlyThat() {
+        let set = LearnedAddressSet(configuration: config(grace: 0, minimum: 1))
+        set.learn(hostname: "long.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("192.0.2.1"), 100)])
+        set.purgeExpired()
+        #expect(set.statistics().expired == 0 && set.statistics().entries == 1)
+        // A shorter binding learnt later lowers the point from which a purge finds work.
+        set.learn(hostname: "short.test", group: 0, rule: 0, groupID: "g", ruleID: "r", addresses: [(ip("192.0.2.2"), 10)])
+        set.advanceClock(byMilliseconds: 11_000)
+        set.purgeExpired()
+        #expect(set.statistics().expired == 1 && set.statistics().entries == 1)
+        set.purgeExpired()
+        #expect(set.statistics().expired == 1)
+        set.advanceClock(byMilliseconds: 90_000)
+        set.purgeExpired()
+        #expect(set.statistics().expired == 2 && set.statistics().entries == 0)
+    }
+
     @Test func manyNamesOnOneAddressCostNoMorePerAnswerThanOne() {
         // One CDN address behind tens of thousands of names, learnt past the bound: each answer must cost
         // about the same as for a lone name (it used to walk every vouching name, twice with eviction:
