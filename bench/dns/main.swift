@@ -48,6 +48,9 @@ struct Options {
     var realtime = false
     /// `--busy-poll-us N`: DNSProxyConfiguration.udpBusyPollMicroseconds.
     var busyPoll: Int?
+    /// `--outstanding N`: dnsperf's queries in flight at full load (-q). Enough that the full-load runs are
+    /// bound by CPU, not by round trips: at 100 a proxied run was partly latency-bound (its proxy idle 11 %).
+    var outstanding = 100
     /// `--split-latency`: capture the proxied half-load run with tcpdump and split each query's latency
     /// into the proxy's share and the upstream leg (LatencySplit.swift).
     var splitLatency = false
@@ -67,9 +70,10 @@ struct Options {
             case "--realtime": options.realtime = true
             case "--busy-poll-us": options.busyPoll = Int(arguments.popFirst() ?? "")
             case "--split-latency": options.splitLatency = true
+            case "--outstanding": options.outstanding = Int(arguments.popFirst() ?? "") ?? options.outstanding
             default:
                 say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile|cache-on-misses] "
-                    + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--busy-poll-us N] [--split-latency]")
+                    + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--busy-poll-us N] [--split-latency] [--outstanding N]")
                 exit(2)
             }
         }
@@ -285,7 +289,8 @@ func childrenCPUSeconds() -> Double {
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
-func dnsperf(port: Int, server: String, file: String, outstanding: Int = 100, rate: Double? = nil) -> Result {
+func dnsperf(port: Int, server: String, file: String, outstanding: Int = options.outstanding, rate: Double? = nil)
+    -> Result {
     var arguments = ["-s", server, "-p", "\(port)", "-d", file, "-l", "\(seconds)", "-q", "\(outstanding)",
                      "-c", "4", "-t", "2"]
     if let rate { arguments += ["-Q", "\(Int(rate))", "-v"] }
