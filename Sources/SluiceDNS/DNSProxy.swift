@@ -8,7 +8,7 @@
 //
 // The active policy is swapped at runtime by the control plane (`setPolicy`); a query reads it once, so
 // it is judged by one policy from start to end. `prepare` does everything that does not wait (on the UDP
-// listener's event loop: denials and cache hits are answered there), `complete` builds the reply once
+// thread that read the query: denials and cache hits are answered there), `complete` builds the reply once
 // the upstreams answered; `answer` strings the two together over fresh upstream sockets (TCP clients).
 import NIOCore
 import NIOPosix
@@ -182,8 +182,9 @@ public final class DNSProxy: Sendable {
     }
 
     /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
-    /// (the listener's event loop), so deny and hit answers never hop to another thread. `upstreamID`: the
-    /// id of the upstream leg; nil draws a random one (the UDP listener passes 0: its pool sets its own).
+    /// (the UDP thread that read the query), so deny and hit answers never hop to another thread.
+    /// `upstreamID`: the id of the upstream leg; nil draws a random one (the UDP threads pass 0: their pool
+    /// sets its own).
     func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
         let query: DNSMessage
         do {

@@ -8,7 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-/// A buffer of random query ids. Not thread-safe: one per event loop (each `DNSUpstreamPool` owns one).
+/// A buffer of random query ids. Not thread-safe: one per UDP thread (each `DNSUpstreamPool` owns one).
 struct DNSRandomIDs {
     /// Ids drawn per refill.
     static let batch = 256

@@ -1,6 +1,6 @@
 // One exchange with an upstream resolver, over UDP or TCP, bounded by a timeout, for the async path
 // (queries from TCP clients, `DNSProxy.answer`) and the TCP retry of truncated answers; UDP queries from
-// the UDP listener go through DNSUpstreamPool instead. Every UDP exchange here uses a fresh connected socket: the kernel then delivers only datagrams from the upstream's address and port,
+// the UDP threads go through their DNSUpstreamPool instead. Every UDP exchange here uses a fresh connected socket: the kernel then delivers only datagrams from the upstream's address and port,
 // and the random source port plus a random id make blind spoofing expensive (RFC 5452). A reply must also
 // carry our id, the QR bit and our question, else it is ignored (counted) and the wait goes on, so a
 // forged datagram cannot cut a real answer short.
