@@ -74,6 +74,12 @@ struct DNSProxyOptions: ParsableArguments {
     @Option(name: .customLong("dns-cache-entries"), help: "Most answers the DNS proxy caches (0: no cache).")
     var cacheEntries: Int = DNSCacheConfiguration().maxEntries
 
+    @Option(name: .customLong("dns-threads"), help: """
+        UDP threads of the DNS proxy, each with its own socket on the listen port (default: one per CPU; \
+        fewer keeps them off the dataplane's worker cores).
+        """)
+    var threads: Int?
+
     @Flag(name: .customLong("dns-redirect"), help: """
         Redirect UDP/TCP port 53 from the inside interface to the DNS proxy, whatever resolver it was \
         sent to (--dataplane xdp; the proxy must listen on the inside interface's primary address).
@@ -89,6 +95,7 @@ struct DNSProxyOptions: ParsableArguments {
     func validate() throws {
         if learnedMaxEntries < 1 { throw ValidationError("--dns-learned-max-entries must be at least 1") }
         if cacheEntries < 0 { throw ValidationError("--dns-cache-entries must not be negative") }
+        if let threads, threads < 1 { throw ValidationError("--dns-threads must be at least 1") }
         if redirect && listen.isEmpty { throw ValidationError("--dns-redirect needs --dns-listen") }
         if !listen.isEmpty && upstreams.isEmpty {
             throw ValidationError("--dns-listen needs at least one --dns-upstream")
@@ -109,6 +116,7 @@ struct DNSProxyOptions: ParsableArguments {
         configuration.learned.minimumTTLSeconds = learnedMinimum
         configuration.learned.maxEntries = learnedMaxEntries
         configuration.cache.maxEntries = cacheEntries
+        configuration.udpThreads = threads
         return DNSProxy(configuration: configuration)
     }
 }

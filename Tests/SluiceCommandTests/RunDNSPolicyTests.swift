@@ -26,8 +26,9 @@ struct RunDNSPolicyTests {
         ).wait().stdout
     }
 
-    /// Runs the gateway with `extra` arguments until `body` returns; always terminated and reaped.
-    func withGateway(_ extra: [String], _ body: (Int) throws -> Void) throws {
+    /// Runs the gateway with `extra` arguments until `body` (given the proxy's port and the gateway's pid)
+    /// returns; always terminated and reaped.
+    func withGateway(_ extra: [String], _ body: (Int, pid_t) throws -> Void) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-run-dns-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -51,12 +52,12 @@ struct RunDNSPolicyTests {
         }
         let logText = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         try #require(ready, "the proxy did not answer within 10 s; log:\n\(logText)")
-        try body(port)
+        try body(port, process.pid)
     }
 
     @Test func localPolicyFileJudgesDNSQueries() throws {
         let file = try temporaryFile("local.json", Self.policy)
-        try withGateway(["--policy", file]) { port in
+        try withGateway(["--policy", file]) { port, _ in
             let denied = try dig(port, "other.test")
             #expect(denied.contains("status: NXDOMAIN"), "denied by the file's policy: \(denied)")
             let allowed = try dig(port, "www.allowed.test")
@@ -64,8 +65,20 @@ struct RunDNSPolicyTests {
         }
     }
 
+    @Test func dnsThreadsSetsTheProxysUDPThreads() throws {
+        try withGateway(["--dns-threads", "3"]) { _, pid in
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            let names = tasks.compactMap {
+                try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(names.filter { $0.hasPrefix("sluice-dns") }.sorted() == ["sluice-dns0", "sluice-dns1", "sluice-dns2"],
+                    "\(names)")
+        }
+    }
+
     @Test func withoutAnyPolicyTheProxyRefuses() throws {
-        try withGateway([]) { port in
+        try withGateway([]) { port, _ in
             let refused = try dig(port, "www.allowed.test")
             #expect(refused.contains("status: REFUSED"), "no policy at all: \(refused)")
         }
