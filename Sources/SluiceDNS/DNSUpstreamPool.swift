@@ -184,8 +184,11 @@ final class DNSUpstreamPool {
             sockets[index][slot] = nil
             closeIfDrained(old)
         }
-        guard let fd = try? UDPSocket.connected(to: proxy.configuration.upstreams[index]),
-              loop.watch(fd, token: DNSUDPLoop.upstreamToken(fd)) else { return nil }
+        guard let fd = try? UDPSocket.connected(to: proxy.configuration.upstreams[index]) else { return nil }
+        guard loop.watch(fd, token: DNSUDPLoop.upstreamToken(fd)) else {
+            Glibc.close(fd)
+            return nil
+        }
         let socket = PooledSocket(fd: fd, upstream: index)
         sockets[index][slot] = socket
         byDescriptor[fd] = socket
