@@ -40,7 +40,8 @@ public struct GatewayLaunch: Sendable, Equatable {
         if runHelp.contains("--dns-listen") && runHelp.contains("--dns-upstream") {
             dnsProxy = true
             argv += [
-                "--dns-listen", "\(inside.ipv4.address):53",
+                // Both families: `--dns-redirect` sends a query to the inside address of its own family.
+                "--dns-listen", "\(inside.ipv4.address):53", "--dns-listen", "[\(inside.ipv6.address)]:53",
                 "--dns-upstream", "\(topology.upstream.ipv4.address):\(topology.dnsPort)",
             ]
         } else {

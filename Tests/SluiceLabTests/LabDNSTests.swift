@@ -157,6 +157,9 @@ struct LabDNSTests {
         #expect(udp.stdout.contains("NXDOMAIN") && udp.stdout.contains("From \(info.upstream.ipv4)@53"), "\(udp.stdout)")
         let tcp = try client(["kdig", "+tcp", "+time=2", "+retry=0", other, "blocked.\(zone)", "A"])
         #expect(tcp.stdout.contains("NXDOMAIN"), "over TCP: \(tcp.stdout)")
+        // IPv6 too: redirected to the inside interface's IPv6 address, where the lab's proxy also listens.
+        let six = try client(["kdig", "+time=2", "+retry=0", "@\(info.upstream.ipv6)", "blocked.\(zone)", "A"])
+        #expect(six.stdout.contains("NXDOMAIN"), "over IPv6: \(six.stdout) \(six.stderr)")
         // An allowed name through the redirect teaches the dataplane like any proxied answer.
         #expect(try !reaches("http://\(info.upstream.ipv4)/", timeout: 1), "open before any lookup")
         let api = try client(["kdig", "+short", "+time=2", "+retry=0", other, "api.\(zone)", "A"])

@@ -194,7 +194,7 @@ struct LabPlanTests {
         #expect(
             line.hasSuffix(
                 "--dataplane xdp --inside inside0 --outside outside0 "
-                    + "--dns-listen 10.77.1.1:53 --dns-upstream 10.77.2.2:53"))
+                    + "--dns-listen 10.77.1.1:53 --dns-listen [fd77:1::1]:53 --dns-upstream 10.77.2.2:53"))
     }
 
     @Test func jsonCarriesTheContractKeysWithNullsWithoutAGateway() throws {
