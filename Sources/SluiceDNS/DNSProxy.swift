@@ -27,10 +27,6 @@ public struct DNSProxyConfiguration: Sendable {
     /// UDP threads (DNSUDPLoop), each with its own listener per listen address on the shared port
     /// (SO_REUSEPORT) and its own upstream pool; nil: one per CPU.
     public var udpThreads: Int? = nil
-    /// How long a UDP thread keeps polling its sockets (without sleeping) after its last datagram, in
-    /// microseconds; 0: it sleeps in epoll at once. Polling spends CPU to save the wake-up of a sleeping
-    /// core, which on virtual machines can take hundreds of microseconds (docs/dns.md, "Latency").
-    public var udpBusyPollMicroseconds: Int = 0
     /// Connected UDP sockets per upstream in each UDP thread's pool (DNSUpstreamPool).
     public var upstreamSocketsPerLoop: Int = 4
     /// Queries a pooled upstream socket carries before it is replaced by one on a new random port.

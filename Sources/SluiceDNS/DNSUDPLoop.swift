@@ -22,10 +22,8 @@ import Synchronization
 final class DNSUDPMailbox: Sendable {
     /// A finished TCP retry of a truncated answer.
     struct TCPRetryResult: Sendable {
-        let request: DNSProxy.ForwardRequest
-        let client: DNSClient
+        let entry: DNSUpstreamPool.Pending
         let upstream: Int
-        let started: UInt64
         let reply: DNSMessage?
         let timedOut: Bool
     }
@@ -137,15 +135,11 @@ final class DNSUDPLoop {
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Int(capacity))
         defer { events.deallocate() }
         var nextSweep = CoarseClock.nowMilliseconds() + Self.sweepMilliseconds
-        let busyPoll = UInt64(max(0, proxy.configuration.udpBusyPollMicroseconds))
-        var lastWork: UInt64 = 0
         while !mailbox.isStopped {
             let now = CoarseClock.nowMilliseconds()
-            var wait = nextSweep > now ? Int32(nextSweep - now) : 0
-            if busyPoll > 0 && CoarseClock.preciseMicroseconds() &- lastWork < busyPoll { wait = 0 }
+            let wait = nextSweep > now ? Int32(nextSweep - now) : 0
             let count = epoll_wait(epoll, events, capacity, wait)
             if count < 0 && errno != EINTR { break }
-            if busyPoll > 0 && count > 0 { lastWork = CoarseClock.preciseMicroseconds() }
             for index in 0..<max(0, Int(count)) {
                 let token = events[index].data.u64
                 switch token & ~0xFFFF_FFFF {
@@ -162,7 +156,7 @@ final class DNSUDPLoop {
             }
         }
         pool.close()
-        for result in mailbox.take() { abandon(result.request) }
+        for _ in mailbox.take() { proxy.leave() }  // given up: no reply
     }
 
     /// Reads and answers the queries waiting on `fd`. What one batch produced leaves before the next batch
@@ -203,13 +197,8 @@ final class DNSUDPLoop {
         outbox.append(proxy.complete(request, upstream: reply), fd: client.listener, to: client.peer)
     }
 
-    /// A forwarded query given up without a reply (the loop stops).
-    func abandon(_ request: DNSProxy.ForwardRequest) {
-        proxy.leave()
-    }
-
     /// The rare truncated answer: the async TCP client on SwiftNIO, its result posted back to this thread.
-    func retryOverTCP(_ request: DNSProxy.ForwardRequest, client: DNSClient, upstream index: Int, started: UInt64) {
+    func retryOverTCP(_ entry: DNSUpstreamPool.Pending, upstream index: Int) {
         let mailbox = self.mailbox
         let tcp = proxy.upstream
         let server = proxy.configuration.upstreams[index]
@@ -218,26 +207,18 @@ final class DNSUDPLoop {
             var reply: DNSMessage? = nil
             var timedOut = false
             do {
-                reply = try await tcp.exchangeTCP(request.outgoingBytes, expecting: request.outgoing, server: server,
-                                                  timeout: timeout)
+                reply = try await tcp.exchangeTCP(entry.request.outgoingBytes, expecting: entry.request.outgoing,
+                                                  server: server, timeout: timeout)
             } catch {
                 timedOut = error as? DNSUpstreamError == .timeout
             }
-            mailbox.post(.init(request: request, client: client, upstream: index, started: started, reply: reply,
-                               timedOut: timedOut))
+            mailbox.post(.init(entry: entry, upstream: index, reply: reply, timedOut: timedOut))
         }
     }
 
     private func deliverMail() {
-        let counters = proxy.counters
         for result in mailbox.take() {
-            if let reply = result.reply, reply.responseCode == .noError || reply.responseCode == .nameError {
-                counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- result.started)
-                finish(result.request, client: result.client, reply: .message(reply))
-            } else {
-                counters.increment(result.timedOut ? .upstreamTimeouts : .upstreamErrors)
-                pool.forward(result.request, client: result.client, from: result.upstream + 1, started: result.started)
-            }
+            pool.retryFinished(result.entry, upstream: result.upstream, reply: result.reply, timedOut: result.timedOut)
         }
     }
 

@@ -14,7 +14,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSluiceSystem
 import NIOCore
 import SluiceWire
 
@@ -26,8 +25,8 @@ struct DNSClient: Sendable {
 
 /// The upstream pool of one UDP thread. Not thread-safe: everything runs on the loop's thread.
 final class DNSUpstreamPool {
-    /// A query waiting for its upstream's reply.
-    struct Pending {
+    /// A query waiting for its upstream's reply (or for the TCP retry of a truncated one).
+    struct Pending: Sendable {
         /// Its question is what the reply must repeat (`outgoingBytes`; the id is the pending key).
         let request: DNSProxy.ForwardRequest
         let client: DNSClient
@@ -90,35 +89,50 @@ final class DNSUpstreamPool {
     /// What one exchange gave.
     private enum Outcome {
         case answer(DNSWireScan, [UInt8])
+        /// The TCP retry's reply (the thread's mailbox brought it back).
+        case retried(DNSMessage)
         case timeout
         case failed
     }
 
+    /// What an exchange with upstream `index` gave decides the query: its answer goes to the client, a
+    /// truncated one is retried over TCP, anything else moves on to the next upstream.
     private func settle(_ entry: Pending, upstream index: Int, _ outcome: Outcome) {
         let counters = proxy.counters
+        let code: DNSResponseCode, reply: DNSUpstreamReply
         switch outcome {
         case .answer(let scan, let bytes):
             if scan.isTruncated {
                 counters.increment(.upstreamTruncated)
                 counters.increment(.upstreamQueries)
-                loop.retryOverTCP(entry.request, client: entry.client, upstream: index, started: entry.started)
+                loop.retryOverTCP(entry, upstream: index)
                 return
             }
-            let code = scan.responseCode
-            if code == .noError || code == .nameError {
-                counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- entry.started)
-                loop.finish(entry.request, client: entry.client, reply: .wire(bytes, scan))
-            } else {
-                counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next may do better
-                forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
-            }
+            (code, reply) = (scan.responseCode, .wire(bytes, scan))
+        case .retried(let message):
+            (code, reply) = (message.responseCode, .message(message))
         case .timeout:
             counters.increment(.upstreamTimeouts)
             forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+            return
         case .failed:
             counters.increment(.upstreamErrors)
             forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+            return
         }
+        if code == .noError || code == .nameError {
+            counters.recordUpstreamLatency(microseconds: CoarseClock.preciseMicroseconds() &- entry.started)
+            loop.finish(entry.request, client: entry.client, reply: reply)
+        } else {
+            counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next may do better
+            forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+        }
+    }
+
+    /// The TCP retry of a truncated answer from upstream `index` ended: its reply, or nil on timeout or
+    /// failure.
+    func retryFinished(_ entry: Pending, upstream index: Int, reply: DNSMessage?, timedOut: Bool) {
+        settle(entry, upstream: index, reply.map { .retried($0) } ?? (timedOut ? .timeout : .failed))
     }
 
     /// The socket `fd` is readable: its datagrams complete matching queries; others are counted and ignored.
@@ -222,7 +236,7 @@ final class DNSUpstreamPool {
     func close() {
         isClosed = true
         for socket in Array(byDescriptor.values) {
-            for entry in socket.pending.values { loop.abandon(entry.request) }
+            for _ in socket.pending.values { proxy.leave() }  // given up: the loop stops, no reply
             socket.clear()
             closeIfDrained(socket)
         }

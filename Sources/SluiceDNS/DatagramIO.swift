@@ -147,7 +147,7 @@ final class DatagramOutbox {
     private let vectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     /// Datagrams not sent because a socket's buffer was full (or the send failed), since the last read.
-    private(set) var dropped = 0
+    private var dropped = 0
     /// Failures collected by `flush` since the last `takeFailures`.
     private var failures: [Failure] = []
 
@@ -171,7 +171,8 @@ final class DatagramOutbox {
     var isEmpty: Bool { entries.isEmpty }
 
     /// Queues `bytes` for `fd` (to `peer` when the socket is not connected). Flushes first when the batch
-    /// is full; a datagram larger than the arena is sent at once on its own.
+    /// is full; a datagram larger than the whole arena (256 KiB, four times DNS's largest message) is
+    /// dropped and counted.
     func append(_ bytes: [UInt8], fd: Int32, to peer: DatagramPeer?) {
         append(count: bytes.count, fd: fd, to: peer) { target in
             bytes.withUnsafeBytes { target.copyMemory(from: $0) }

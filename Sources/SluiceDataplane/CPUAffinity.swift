@@ -3,9 +3,6 @@
 // this file gives it Swift errors. A pinned worker keeps its queue's cache lines and its per-CPU
 // BPF counters local.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSluiceSystem
 
 /// Thread placement on CPUs. Callable from any thread; each call affects only the caller.

@@ -46,8 +46,6 @@ struct Options {
     /// a shared machine that the scheduler moves onto the proxy's CPU cannot preempt it; it models a
     /// gateway whose DNS core runs nothing else. Latency figures with it are labelled as such.
     var realtime = false
-    /// `--busy-poll-us N`: DNSProxyConfiguration.udpBusyPollMicroseconds.
-    var busyPoll: Int?
     /// `--outstanding N`: dnsperf's queries in flight at full load (-q). Enough that the full-load runs are
     /// bound by CPU, not by round trips: at 100 a proxied run was partly latency-bound (its proxy idle 11 %).
     var outstanding = 100
@@ -68,12 +66,11 @@ struct Options {
             case "--no-pin": options.pin = false
             case "--upstream-sockets": options.upstreamSockets = Int(arguments.popFirst() ?? "")
             case "--realtime": options.realtime = true
-            case "--busy-poll-us": options.busyPoll = Int(arguments.popFirst() ?? "")
             case "--split-latency": options.splitLatency = true
             case "--outstanding": options.outstanding = Int(arguments.popFirst() ?? "") ?? options.outstanding
             default:
                 say("usage: dns-bench [--seconds N] [--names N] [--repeat N] [--only cache-friendly|cache-hostile|cache-on-misses] "
-                    + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--busy-poll-us N] [--split-latency] [--outstanding N]")
+                    + "[--pin|--no-pin] [--realtime] [--upstream-sockets N] [--split-latency] [--outstanding N]")
                 exit(2)
             }
         }
@@ -201,7 +198,6 @@ func startProxy(cache: Bool, learnedEntries: Int = max(names * 2, 1024)) async t
     if let upstreamSockets { configuration.upstreamSocketsPerLoop = upstreamSockets }
     // One thread: the proxy's whole UDP path (listener, judging, cache, upstream pool) runs on it.
     configuration.udpThreads = 1
-    if let busyPoll = options.busyPoll { configuration.udpBusyPollMicroseconds = busyPoll }
     configuration.learned.maxEntries = learnedEntries
     let proxy = DNSProxy(configuration: configuration)
     let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
