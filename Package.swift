@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "classify-bench", targets: ["classify-bench"]),
         .executable(name: "forward-bench", targets: ["forward-bench"]),
         .executable(name: "dns-bench", targets: ["dns-bench"]),
+        .executable(name: "dns-state-bench", targets: ["dns-state-bench"]),
         .executable(name: "tls-bench", targets: ["tls-bench"]),
         .executable(name: "nft-rules", targets: ["nft-rules"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
@@ -176,6 +177,12 @@ let package = Package(
             ],
             path: "bench/dns",
             exclude: ["setup.sh"]
+        ),
+        // The DNS proxy's own work per query (parse, policy, cache, learning) in process, without sockets.
+        .executableTarget(
+            name: "dns-state-bench",
+            dependencies: ["SluiceDNS", "SluicePolicy", "SluiceWire", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/dns-state"
         ),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),

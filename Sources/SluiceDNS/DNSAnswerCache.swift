@@ -2,7 +2,13 @@
 // only saves the upstream round trip: the proxy judges every query by policy before looking here, and
 // teaches the learned set from a cached answer exactly as from a fresh one, per source. Negative answers
 // (NXDOMAIN, NODATA) are kept for the SOA's negative TTL (RFC 2308 section 5); answers without a usable
-// TTL, truncated ones and failures are not kept. Bounded: at most `maxEntries`, oldest insertion evicted.
+// TTL, truncated ones and failures are not kept. Bounded: at most `maxEntries` answers and `maxBytes` of
+// them, oldest insertion evicted.
+//
+// Answers are kept as the upstream's bytes, checked by their DNSWireScan, and parsed only when first hit
+// (to make the reply template). Under a cache-hostile load most answers are never asked for again, and
+// parsing each one into a message at store time and freeing its records at eviction cost more than the
+// rest of the cache put together (dns-state-bench).
 import SluiceWire
 import Synchronization
 
@@ -10,6 +16,9 @@ import Synchronization
 public struct DNSCacheConfiguration: Sendable, Equatable {
     /// Most answers held.
     public var maxEntries: Int = 10_000
+    /// Most bytes of answers held (their wire size): TCP answers may be up to 64 KiB each, so the entry
+    /// bound alone would allow gigabytes.
+    public var maxBytes: Int = 32 << 20
     /// Positive TTLs are capped at this.
     public var maximumTTLSeconds: UInt32 = 86_400
     /// Negative TTLs are capped at this (RFC 2308 section 5 suggests one to three hours at most; names
@@ -24,11 +33,26 @@ public final class DNSAnswerCache: Sendable {
     /// Bounds.
     public let configuration: DNSCacheConfiguration
 
+    /// A question with its hash taken once: removing a dictionary entry moves its neighbours and hashes
+    /// each again, which with the question itself as the key was a name hash per moved entry.
+    struct Key: Hashable {
+        let question: DNSQuestion
+        let hash: Int
+
+        init(_ question: DNSQuestion) {
+            self.question = question
+            hash = question.hashValue
+        }
+
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.hash == rhs.hash && lhs.question == rhs.question }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
     struct Entry {
-        /// The upstream response, without its OPT record.
-        var message: DNSMessage
-        /// The wire form for fast hits, made at the first hit (most answers stored under a cache-hostile
-        /// load are never asked for again, and making one serialises the message).
+        /// The upstream response as received (any id, its OPT record still in).
+        var wire: [UInt8]
+        /// The wire form for fast hits, made at the first hit.
         var template: TemplateState = .unmade
         var storedAt: UInt64
         var expiresAt: UInt64
@@ -36,10 +60,11 @@ public final class DNSAnswerCache: Sendable {
     }
 
     struct State {
-        var entries: [DNSQuestion: Entry] = [:]
-        var order: [(key: DNSQuestion, sequence: UInt64)] = []
+        var entries: [Key: Entry] = [:]
+        var order: [(key: Key, sequence: UInt64)] = []
         var orderHead = 0
         var sequence: UInt64 = 0
+        var bytes = 0
         var evicted: UInt64 = 0
     }
 
@@ -50,16 +75,18 @@ public final class DNSAnswerCache: Sendable {
         case none
     }
 
-    /// A cached answer as found: the stored message, its wire form when it has one, and its age.
+    /// A cached answer as found: the upstream's bytes, their wire form for replies when they have one,
+    /// and the answer's age.
     struct Hit {
-        let message: DNSMessage
+        let wire: [UInt8]
         let template: DNSReplyTemplate?
         /// Seconds since it was stored.
         let age: UInt32
 
-        /// The message with every TTL lowered by the age.
-        var agedMessage: DNSMessage {
-            var message = message
+        /// The stored answer as a message without its OPT record, with every TTL lowered by the age. Nil
+        /// only if the bytes no longer parse, which cannot happen: they were scanned before being stored.
+        var agedMessage: DNSMessage? {
+            guard var message = DNSAnswerCache.message(wire) else { return nil }
             func aged(_ records: [DNSResourceRecord]) -> [DNSResourceRecord] {
                 records.map { record in
                     var copy = record
@@ -95,10 +122,12 @@ public final class DNSAnswerCache: Sendable {
     /// The cached answer to `question`, or nil (not cached, or expired: then it is dropped). One lock
     /// and one hash for hit and miss alike; the first hit makes the entry's template.
     func hit(_ question: DNSQuestion, now: UInt64) -> Hit? {
-        state.withLock { state -> Hit? in
-            guard let entry = state.entries[question] else { return nil }
+        let key = Key(question)
+        return state.withLock { state -> Hit? in
+            guard let entry = state.entries[key] else { return nil }
             guard entry.expiresAt > now else {
-                state.entries[question] = nil
+                state.entries[key] = nil
+                state.bytes -= entry.wire.count
                 return nil
             }
             let age = UInt32(min((now - entry.storedAt) / 1000, UInt64(UInt32.max)))
@@ -107,49 +136,70 @@ public final class DNSAnswerCache: Sendable {
             case .made(let made): template = made
             case .none: template = nil
             case .unmade:
-                template = DNSReplyTemplate(entry.message)
-                state.entries[question]?.template = template.map { .made($0) } ?? .none
+                template = Self.message(entry.wire).flatMap { DNSReplyTemplate($0) }
+                state.entries[key]?.template = template.map { .made($0) } ?? .none
             }
-            return Hit(message: entry.message, template: template, age: age)
+            return Hit(wire: entry.wire, template: template, age: age)
         }
     }
 
-    /// How long `response` may be cached, in seconds: the smallest TTL of its records for an answer, the
-    /// SOA's negative TTL (min of its TTL and MINIMUM field) for NXDOMAIN and NODATA; nil when it must not
-    /// be cached at all.
+    /// How long `response` may be cached, in seconds (nil: not at all); see `cacheTTL(of:scan:)`.
     public func cacheTTL(of response: DNSMessage) -> UInt32? {
-        guard !response.header.isTruncated else { return nil }
-        let code = response.responseCode
-        if code == .noError, !response.answers.isEmpty {
-            let ttl = response.answers.map(\.effectiveTTL).min() ?? 0
+        let bytes = response.serialized()
+        return DNSWireScan(bytes).flatMap { cacheTTL(of: bytes, scan: $0) }
+    }
+
+    /// How long the response `bytes` (scanned as `scan`) may be cached, in seconds: the smallest TTL of
+    /// its answer records for an answer, the SOA's negative TTL (min of its TTL and MINIMUM field) for
+    /// NXDOMAIN and NODATA; nil when it must not be cached at all.
+    public func cacheTTL(of bytes: [UInt8], scan: DNSWireScan) -> UInt32? {
+        guard !scan.isTruncated else { return nil }
+        let code = scan.responseCode
+        if code == .noError, scan.answerCount > 0 {
+            var ttl = UInt32.max
+            scan.forEachRecord(in: bytes) { record in
+                if record.section == 0 { ttl = min(ttl, record.ttl) }
+            }
             return ttl == 0 ? nil : min(ttl, configuration.maximumTTLSeconds)
         }
         guard code == .noError || code == .nameError else { return nil }
         // RFC 2308 section 5: without an SOA in the authority section a negative answer is not cached.
-        for record in response.authorities where record.type == .soa {
-            guard case .opaque(let data) = record.data, data.count >= 4 else { continue }
-            let minimum = data.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let ttl = min(record.effectiveTTL, minimum & 0x7FFF_FFFF)
-            return ttl == 0 ? nil : min(ttl, configuration.maximumNegativeTTLSeconds)
+        var soaTTL: UInt32? = nil
+        scan.forEachRecord(in: bytes) { record in
+            guard soaTTL == nil, record.section == 1, record.type == DNSRecordType.soa.rawValue,
+                  record.dataEnd - record.dataStart >= 4 else { return }
+            let minimum = bytes[(record.dataEnd - 4)..<record.dataEnd].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            soaTTL = min(record.ttl, minimum & 0x7FFF_FFFF)
         }
-        return nil
+        guard let soaTTL, soaTTL > 0 else { return nil }
+        return min(soaTTL, configuration.maximumNegativeTTLSeconds)
     }
 
     /// Keeps `response` for the answer to `question` when it is cacheable.
     public func store(_ response: DNSMessage, for question: DNSQuestion, now: UInt64) {
-        guard configuration.maxEntries > 0, let ttl = cacheTTL(of: response) else { return }
-        var message = response
-        message.edns = nil
+        let bytes = response.serialized()
+        guard let scan = DNSWireScan(bytes) else { return }
+        store(bytes, scan: scan, for: question, now: now)
+    }
+
+    /// Keeps the response `bytes` (scanned as `scan`) for the answer to `question` when it is cacheable.
+    public func store(_ bytes: [UInt8], scan: DNSWireScan, for question: DNSQuestion, now: UInt64) {
+        guard configuration.maxEntries > 0, bytes.count <= configuration.maxBytes,
+              let ttl = cacheTTL(of: bytes, scan: scan) else { return }
+        let key = Key(question)
         state.withLock { state in
             state.sequence += 1
-            state.entries[question] = Entry(message: message, storedAt: now, expiresAt: now + UInt64(ttl) * 1000,
-                                            sequence: state.sequence)
-            state.order.append((question, state.sequence))
-            while state.entries.count > configuration.maxEntries, state.orderHead < state.order.count {
-                let (key, sequence) = state.order[state.orderHead]
+            let entry = Entry(wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000, sequence: state.sequence)
+            if let replaced = state.entries.updateValue(entry, forKey: key) { state.bytes -= replaced.wire.count }
+            state.bytes += bytes.count
+            state.order.append((key, state.sequence))
+            while state.entries.count > configuration.maxEntries || state.bytes > configuration.maxBytes,
+                  state.orderHead < state.order.count {
+                let (oldest, sequence) = state.order[state.orderHead]
                 state.orderHead += 1
-                if state.entries[key]?.sequence == sequence {
-                    state.entries[key] = nil
+                if let index = state.entries.index(forKey: oldest), state.entries[index].value.sequence == sequence {
+                    state.bytes -= state.entries[index].value.wire.count
+                    state.entries.remove(at: index)
                     state.evicted += 1
                 }
             }
@@ -169,5 +219,13 @@ public final class DNSAnswerCache: Sendable {
     /// Empties the cache.
     public func removeAll() {
         state.withLock { state in state = State(evicted: state.evicted) }
+    }
+
+    /// Stored bytes as the message `lookup` and templates start from: parsed, without the OPT record
+    /// (each reply gets the client's own).
+    static func message(_ wire: [UInt8]) -> DNSMessage? {
+        guard var message = try? DNSMessage(parsing: wire) else { return nil }
+        message.edns = nil
+        return message
     }
 }

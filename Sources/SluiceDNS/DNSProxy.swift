@@ -141,7 +141,7 @@ public final class DNSProxy: Sendable {
     }
 
     /// What `prepare` decided for one query.
-    enum Prepared {
+    package enum Prepared {
         /// Send these bytes.
         case reply([UInt8])
         /// Send nothing.
@@ -153,7 +153,7 @@ public final class DNSProxy: Sendable {
     /// An allowed query that has to go upstream, with what `complete` needs afterwards. A class: the pool's
     /// pending entries hold it, and copying one reference is cheaper than copying two messages and a
     /// decision (a dozen reference counts). Immutable, so it may travel to a TCP retry task and back.
-    final class ForwardRequest: Sendable {
+    package final class ForwardRequest: Sendable {
         let query: DNSMessage
         let question: DNSQuestion
         let decision: DNSDecision
@@ -181,7 +181,7 @@ public final class DNSProxy: Sendable {
     /// (the UDP thread that read the query), so deny and hit answers never hop to another thread.
     /// `upstreamID`: the id of the upstream leg; nil draws a random one (the UDP threads pass 0: their pool
     /// sets its own).
-    func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
+    package func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
         let query: DNSMessage
         do {
             query = try DNSMessage(parsing: bytes)
@@ -241,10 +241,12 @@ public final class DNSProxy: Sendable {
                 return .reply(reply)
             }
             // No template, or too big for the client's buffer: built from the message (truncated if need be).
-            let reply = cachedReply(hit.agedMessage, to: query)
-            if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
-            teach(reply, decision: decision, policy: policy, hostname: name)
-            return .reply(reply.serialized(maxSize: limit))
+            if let cached = hit.agedMessage {
+                let reply = cachedReply(cached, to: query)
+                if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
+                teach(reply, decision: decision, policy: policy, hostname: name)
+                return .reply(reply.serialized(maxSize: limit))
+            }
         }
         counters.increment(.cacheMisses)
         var outgoing = query
@@ -289,7 +291,7 @@ public final class DNSProxy: Sendable {
     }
 
     /// The reply to a forwarded query once the upstreams answered over the pool (nil: all failed).
-    func complete(_ request: ForwardRequest, upstream: DNSUpstreamReply?) -> [UInt8] {
+    package func complete(_ request: ForwardRequest, upstream: DNSUpstreamReply?) -> [UInt8] {
         switch upstream {
         case .wire(let bytes, let scan): return complete(request, wire: bytes, scan: scan)
         case .message(let reply): return complete(request, upstreamReply: reply)
@@ -297,17 +299,13 @@ public final class DNSProxy: Sendable {
         }
     }
 
-    /// The miss path's common case: an upstream UDP reply checked on its bytes (`scan`), learnt from
-    /// its bytes and passed on with the client's id; parsed only when the cache keeps it (the cache holds
-    /// messages) or it has to be re-encoded (OPT presence differs from the client's, or too big).
+    /// The miss path's common case: an upstream UDP reply checked on its bytes (`scan`), cached and
+    /// learnt from as bytes and passed on with the client's id; parsed only when it has to be re-encoded
+    /// (OPT presence differs from the client's, or too big).
     func complete(_ request: ForwardRequest, wire bytes: [UInt8], scan: DNSWireScan) -> [UInt8] {
         let query = request.query
         let code = scan.responseCode
-        var parsed: DNSMessage? = nil
-        if cache.configuration.maxEntries > 0 {
-            parsed = try? DNSMessage(parsing: bytes)  // cannot fail: the scan accepts what the parser does
-            if let parsed { cache.store(parsed, for: request.question, now: learned.now()) }
-        }
+        cache.store(bytes, scan: scan, for: request.question, now: learned.now())
         if code == .nameError { counters.increment(.nxdomainUpstream) }
         if let (group, rule) = request.decision.allowingRule, code == .noError {
             var addresses: [(address: IPAddress, ttl: UInt32)] = []
@@ -326,7 +324,7 @@ public final class DNSProxy: Sendable {
             reply[1] = UInt8(truncatingIfNeeded: query.header.id)
             return reply
         }
-        guard var reply = parsed ?? (try? DNSMessage(parsing: bytes)) else {
+        guard var reply = try? DNSMessage(parsing: bytes) else {
             counters.increment(.servfail)
             return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
         }

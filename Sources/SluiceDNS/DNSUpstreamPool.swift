@@ -244,7 +244,7 @@ final class DNSUpstreamPool {
 }
 
 /// What the upstreams answered a forwarded query with.
-enum DNSUpstreamReply {
+package enum DNSUpstreamReply {
     /// A UDP reply as received, checked by its scan (the common case: nothing parsed).
     case wire([UInt8], DNSWireScan)
     /// A parsed reply (the TCP retry of a truncated answer).

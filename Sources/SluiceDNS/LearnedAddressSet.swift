@@ -3,7 +3,7 @@
 //
 //   DNS proxy (writers, serialised by a mutex)            packet workers (readers, no locks)
 //   learn / withdraw / expire / evict                     contains(group, rule, address)
-//     │ bookkeeping per hostname (dictionaries)             │ readers += 1
+//     │ bookkeeping in LearnedBindings (slots, no strings)  │ readers += 1
 //     ▼                                                     │ table = current            (one atomic load)
 //   current table ── in place: new keys, expiry updates     │ probe; state > now?        (coarse clock)
 //     └─ over half full or mostly dead: build a new table,  │ readers -= 1
@@ -108,64 +108,13 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     public let reader: LearnedAddressReader
     private let state: Mutex<WriterState>
 
-    /// A binding's address key: address and rule by document indices.
-    struct AddressKey: Hashable {
-        var group: Int32
-        var rule: Int32
-        var address: IPAddress
-        var tableKey: LearnedKey { LearnedKey(group: group, rule: rule, address: address) }
-    }
-
-    struct Binding {
-        var expiry: UInt64
-        var sequence: UInt64
-        var groupID: String
-        var ruleID: String
-    }
-
-    /// The names vouching for one key, each with its binding's expiry, and the latest of those expiries
-    /// (what the table holds for the key). Kept as it changes: recomputing it from every vouching name on
-    /// each write made a popular address (one CDN address behind many names) cost O(names) per answer —
-    /// measured: 540 µs per query with thousands of names on one address.
-    struct Vouchers {
-        var expiries: [String: UInt64] = [:]
-        var latest = LearnedSlotState.dead
-
-        /// Records `name`'s expiry; true when the latest changed.
-        mutating func vouch(_ name: String, until expiry: UInt64) -> Bool {
-            expiries[name] = expiry
-            guard expiry > latest else { return false }
-            latest = expiry
-            return true
-        }
-
-        /// Drops `name`; true when the latest changed. Only dropping the holder of the latest costs a pass
-        /// over the others.
-        mutating func drop(_ name: String) -> Bool {
-            guard let expiry = expiries.removeValue(forKey: name), expiry >= latest else { return false }
-            let previous = latest
-            latest = expiries.values.max() ?? LearnedSlotState.dead
-            return latest != previous
-        }
-    }
-
     struct WriterState: ~Copyable {
         var table: LearnedAddressTable
         var retired: [LearnedAddressTable] = []
-        var names: [String: [AddressKey: Binding]] = [:]
-        var vouchers: [AddressKey: Vouchers] = [:]
-        var count = 0
-        /// Learning order for eviction; entries whose sequence no longer matches are stale and skipped.
-        var order: [(name: String, key: AddressKey, sequence: UInt64)] = []
-        var orderHead = 0
-        var sequence: UInt64 = 0
+        var bindings = LearnedBindings()
         var statistics = LearnedAddressStatistics(entries: 0, evicted: 0, withdrawn: 0, expired: 0, tablesBuilt: 1,
                                                   retiredTables: 0)
         var lastPurge: UInt64 = 0
-        /// No binding expires before this (a lower bound: removals leave it low, a purge makes it exact).
-        /// A purge before it would find nothing, and a purge walks every binding: under steady eviction
-        /// of live bindings (the set full, nothing expiring) it held the lock for milliseconds every second.
-        var earliestExpiry = UInt64.max
 
         init(table: LearnedAddressTable) {
             self.table = table
@@ -219,37 +168,26 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                       addresses: [(address: IPAddress, ttl: UInt32)]) {
         guard !addresses.isEmpty else { return }
         let now = now()
-        let name = hostname
+        let (group, rule) = (Int32(truncatingIfNeeded: group), Int32(truncatingIfNeeded: rule))
         state.withLock { state in
-            if state.count + addresses.count > configuration.maxEntries, now &- state.lastPurge >= 1000 {
+            if state.bindings.count + addresses.count > configuration.maxEntries, now &- state.lastPurge >= 1000 {
                 purge(&state, now: now)
             }
+            let label = state.bindings.label(groupID: groupID, ruleID: ruleID, group: group, rule: rule)
+            let name = state.bindings.nameSlot(hostname)
             for (address, ttl) in addresses {
-                let key = AddressKey(group: Int32(group), rule: Int32(rule), address: address)
-                let expiry = now + lifetimeMilliseconds(ttl: ttl)
-                state.sequence += 1
-                let sequence = state.sequence
-                let changed: Bool
-                if var binding = state.names[name]?[key] {
-                    // Already good until (nearly) then: the same answer again, from the cache or a client
-                    // asking twice. Skipping it spares the order list and the table a write per query.
-                    if binding.expiry >= expiry &- Self.refreshSlackMilliseconds { continue }
-                    binding.expiry = max(binding.expiry, expiry)
-                    binding.sequence = sequence
-                    state.names[name]![key] = binding
-                    changed = state.vouchers[key, default: Vouchers()].vouch(name, until: binding.expiry)
-                } else {
-                    state.names[name, default: [:]][key] = Binding(expiry: expiry, sequence: sequence,
-                                                                  groupID: groupID, ruleID: ruleID)
-                    state.earliestExpiry = min(state.earliestExpiry, expiry)
-                    changed = state.vouchers[key, default: Vouchers()].vouch(name, until: expiry)
-                    state.count += 1
+                let key = LearnedKey(group: group, rule: rule, address: address)
+                if let change = state.bindings.bind(name, key, expiry: now + lifetimeMilliseconds(ttl: ttl), label: label,
+                                                    slack: Self.refreshSlackMilliseconds) {
+                    publish(&state, change, now: now)
                 }
-                state.order.append((name, key, sequence))
-                if changed { publishExpiry(&state, key, now: now) }
-                while state.count > configuration.maxEntries { evictOldest(&state, now: now) }
             }
-            compactOrder(&state)
+            // Evicting after the loop: the name's slot stays valid through it.
+            while state.bindings.count > configuration.maxEntries, let oldest = state.bindings.popOldest() {
+                if let change = state.bindings.remove(oldest) { publish(&state, change, now: now) }
+                state.statistics.evicted += 1
+            }
+            state.bindings.compactOrder()
         }
     }
 
@@ -259,10 +197,9 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     public func withdraw(hostname: String, group: Int? = nil) -> Int {
         let now = now()
         return state.withLock { state in
-            guard let bindings = state.names[hostname] else { return 0 }
-            let removed = bindings.keys.filter { group == nil || Int($0.group) == group }
-            for key in removed {
-                if removeBinding(&state, hostname, key) { publishExpiry(&state, key, now: now) }
+            let removed = state.bindings.bindings(of: hostname, group: group.map { Int32(truncatingIfNeeded: $0) })
+            for index in removed {
+                if let change = state.bindings.remove(index) { publish(&state, change, now: now) }
             }
             state.statistics.withdrawn += UInt64(removed.count)
             return removed.count
@@ -282,29 +219,15 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     public func rebind(_ transform: (String, String, String) -> (group: Int, rule: Int)?) {
         let now = now()
         state.withLock { state in
-            var names: [String: [AddressKey: Binding]] = [:]
-            var vouchers: [AddressKey: Vouchers] = [:]
-            var order: [(name: String, key: AddressKey, sequence: UInt64)] = []
-            var count = 0
-            var earliest = UInt64.max
-            for (name, bindings) in state.names {
-                for (key, binding) in bindings where binding.expiry > now {
-                    guard let (group, rule) = transform(name, binding.groupID, binding.ruleID) else { continue }
-                    let newKey = AddressKey(group: Int32(group), rule: Int32(rule), address: key.address)
-                    names[name, default: [:]][newKey] = binding
-                    _ = vouchers[newKey, default: Vouchers()].vouch(name, until: binding.expiry)
-                    order.append((name, newKey, binding.sequence))
-                    earliest = min(earliest, binding.expiry)
-                    count += 1
-                }
+            var bindings = LearnedBindings()
+            for (name, key, expiry, label) in state.bindings.all() where expiry > now {
+                guard let (group, rule) = transform(name, label.groupID, label.ruleID) else { continue }
+                let (newGroup, newRule) = (Int32(truncatingIfNeeded: group), Int32(truncatingIfNeeded: rule))
+                let newLabel = bindings.label(groupID: label.groupID, ruleID: label.ruleID, group: newGroup, rule: newRule)
+                _ = bindings.bind(bindings.nameSlot(name), LearnedKey(group: newGroup, rule: newRule, address: key.ipAddress),
+                                  expiry: expiry, label: newLabel, slack: 0)
             }
-            order.sort { $0.sequence < $1.sequence }
-            state.names = names
-            state.vouchers = vouchers
-            state.order = order
-            state.orderHead = 0
-            state.count = count
-            state.earliestExpiry = earliest
+            state.bindings = bindings
             rebuild(&state, now: now)
         }
     }
@@ -317,30 +240,29 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     /// Live bindings grouped by hostname and rule, sorted by hostname.
     public func entries() -> [LearnedAddressEntry] {
         let now = now()
-        return state.withLock { state in
-            var result: [LearnedAddressEntry] = []
-            for (name, bindings) in state.names {
-                var byRule: [AddressKey: LearnedAddressEntry] = [:]
-                for (key, binding) in bindings where binding.expiry > now {
-                    let ruleKey = AddressKey(group: key.group, rule: key.rule, address: .v4(0))
-                    byRule[ruleKey, default: LearnedAddressEntry(
-                        hostname: name, group: Int(key.group), groupID: binding.groupID, rule: Int(key.rule),
-                        ruleID: binding.ruleID, addresses: [])].addresses.append((key.address, binding.expiry))
-                }
-                for var entry in byRule.values {
-                    entry.addresses.sort { $0.address < $1.address }
-                    result.append(entry)
-                }
-            }
-            return result.sorted { ($0.hostname, $0.group, $0.rule) < ($1.hostname, $1.group, $1.rule) }
+        let all = state.withLock { state in state.bindings.all() }
+        var byRule: [String: [Int64: LearnedAddressEntry]] = [:]
+        for (name, key, expiry, label) in all where expiry > now {
+            let rule = Int64(key.group) << 32 | Int64(UInt32(bitPattern: key.rule))
+            byRule[name, default: [:]][rule, default: LearnedAddressEntry(
+                hostname: name, group: Int(key.group), groupID: label.groupID, rule: Int(key.rule), ruleID: label.ruleID,
+                addresses: [])].addresses.append((key.ipAddress, expiry))
         }
+        var result: [LearnedAddressEntry] = []
+        for entries in byRule.values {
+            for var entry in entries.values {
+                entry.addresses.sort { $0.address < $1.address }
+                result.append(entry)
+            }
+        }
+        return result.sorted { ($0.hostname, $0.group, $0.rule) < ($1.hostname, $1.group, $1.rule) }
     }
 
     /// Current counters.
     public func statistics() -> LearnedAddressStatistics {
         state.withLock { state in
             var statistics = state.statistics
-            statistics.entries = state.count
+            statistics.entries = state.bindings.count
             statistics.retiredTables = state.retired.count
             return statistics
         }
@@ -348,83 +270,33 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
 
     // MARK: - Writer internals (called with the mutex held)
 
-    /// Writes the key's effective expiry (the latest among the names vouching for it) into the table.
-    private func publishExpiry(_ state: inout WriterState, _ key: AddressKey, now: UInt64) {
-        let expiry = state.vouchers[key]?.latest ?? LearnedSlotState.dead
-        if !state.table.set(key.tableKey, state: expiry) {
+    /// Writes a key's new effective expiry (the latest among the names vouching for it) into the table.
+    private func publish(_ state: inout WriterState, _ change: LearnedBindings.Change, now: UInt64) {
+        if !state.table.set(change.key, state: change.latest) {
             rebuild(&state, now: now)
-            _ = state.table.set(key.tableKey, state: expiry)
-        }
-    }
-
-    private func evictOldest(_ state: inout WriterState, now: UInt64) {
-        while state.orderHead < state.order.count {
-            let (name, key, sequence) = state.order[state.orderHead]
-            state.orderHead += 1
-            guard let binding = state.names[name]?[key], binding.sequence == sequence else { continue }
-            if removeBinding(&state, name, key) { publishExpiry(&state, key, now: now) }
-            state.statistics.evicted += 1
-            return
-        }
-    }
-
-    /// Removes one binding; true when its key's latest expiry changed (the table needs the new one).
-    @discardableResult
-    private func removeBinding(_ state: inout WriterState, _ name: String, _ key: AddressKey) -> Bool {
-        state.names[name]?[key] = nil
-        if state.names[name]?.isEmpty == true { state.names[name] = nil }
-        state.count -= 1
-        guard var vouchers = state.vouchers.removeValue(forKey: key) else { return false }
-        let changed = vouchers.drop(name)
-        if !vouchers.expiries.isEmpty { state.vouchers[key] = vouchers }
-        return changed
-    }
-
-    /// Drops consumed and stale order entries (a refresh leaves its previous one behind), so the list
-    /// stays proportional to the bindings held.
-    /// Only many refreshes leave enough stale entries to be worth a filtering pass (a lookup per entry:
-    /// ~6 ms at 65,536 bindings, which under steady eviction, when it ran every 65,536 answers, held the
-    /// lock long enough to show in the 99th percentile); consumed ones are just cut off the front.
-    private func compactOrder(_ state: inout WriterState) {
-        let pending = state.order.count - state.orderHead
-        if pending > 2 * max(state.count, 512) {
-            let names = state.names
-            state.order = state.order[state.orderHead...].filter { names[$0.name]?[$0.key]?.sequence == $0.sequence }
-            state.orderHead = 0
-        } else if state.orderHead > 1024 && state.orderHead > pending {
-            state.order.removeFirst(state.orderHead)
-            state.orderHead = 0
+            _ = state.table.set(change.key, state: change.latest)
         }
     }
 
     private func purge(_ state: inout WriterState, now: UInt64) {
         state.lastPurge = now
-        var expired: [(String, AddressKey)] = []
-        if now >= state.earliestExpiry {
-            var earliest = UInt64.max
-            for (name, bindings) in state.names {
-                for (key, binding) in bindings {
-                    if binding.expiry <= now { expired.append((name, key)) } else { earliest = min(earliest, binding.expiry) }
-                }
-            }
-            state.earliestExpiry = earliest
-        }
-        for (name, key) in expired {
-            if removeBinding(&state, name, key) { publishExpiry(&state, key, now: now) }
+        let expired = state.bindings.expired(now: now)
+        for index in expired {
+            if let change = state.bindings.remove(index) { publish(&state, change, now: now) }
         }
         state.statistics.expired += UInt64(expired.count)
         // Compact when fewer than a quarter of the used slots are live: misses then probe short chains again.
-        if state.table.occupied > 64, state.vouchers.count * 4 < state.table.occupied { rebuild(&state, now: now) }
-        if state.count == 0 { state.order.removeAll(); state.orderHead = 0 } else { compactOrder(&state) }
+        if state.table.occupied > 64, state.bindings.keyCount * 4 < state.table.occupied { rebuild(&state, now: now) }
+        state.bindings.compactOrder()
         reclaim(&state)
     }
 
     /// Builds a table holding the live keys with room to grow, publishes it and retires the old one.
     private func rebuild(_ state: inout WriterState, now: UInt64) {
-        let live = state.vouchers.count
+        let live = state.bindings.keyCount
         let table = LearnedAddressTable.allocate(capacity: max(64, (live + 1) * 4))
-        for (key, vouchers) in state.vouchers where vouchers.latest > now {
-            _ = table.set(key.tableKey, state: vouchers.latest)
+        state.bindings.forEachKey { key, latest in
+            if latest > now { _ = table.set(key, state: latest) }
         }
         reader.current.store(table.base, ordering: .sequentiallyConsistent)
         state.retired.append(state.table)

@@ -13,8 +13,9 @@
 import Atomics
 import SluicePolicy
 
-/// A table key: an address bound to a rule (document indices of the policy).
-struct LearnedKey: Equatable {
+/// A table key: an address bound to a rule (document indices of the policy). Also the writer's key in
+/// LearnedBindings, hashed there by the same mix.
+struct LearnedKey: Hashable {
     var address: UInt128
     var group: Int32
     var rule: Int32
@@ -33,6 +34,13 @@ struct LearnedKey: Equatable {
             self.address = value
             family = 6
         }
+    }
+
+    /// The address as the policy reads it.
+    var ipAddress: IPAddress { family == 4 ? .v4(UInt32(truncatingIfNeeded: address)) : .v6(address) }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(hash)
     }
 
     /// A 64-bit mix of all fields (splitmix64 finaliser over each word): cheap and well spread.

@@ -244,6 +244,31 @@ final class FindingCollector: Sendable {
         }
         #expect(cache.count == 3 && cache.evicted == 2)
     }
+
+    @Test func boundedInBytesToo() throws {
+        // Answers of about 1,000 bytes each (TXT-sized records) against a 4,000-byte bound: at most three
+        // fit, and an answer larger than the whole bound is not kept at all.
+        var configuration = DNSCacheConfiguration()
+        configuration.maxBytes = 4_000
+        let cache = DNSAnswerCache(configuration: configuration)
+        func reply(_ index: Int, size: Int) throws -> (DNSQuestion, DNSMessage) {
+            let query = DNSMessage.query(id: 1, name: try DNSName("n\(index).test"), type: DNSRecordType(rawValue: 16))
+            let text = (0..<(size / 256 + 1)).flatMap { _ in [UInt8(255)] + Array(repeating: UInt8(ascii: "x"), count: 255) }
+            let answer = query.response(answers: [DNSResourceRecord(
+                name: query.questions[0].name, type: DNSRecordType(rawValue: 16), ttl: 60, data: .opaque(Array(text.prefix(size))))])
+            return (query.questions[0], answer)
+        }
+        for index in 0..<5 {
+            let (question, answer) = try reply(index, size: 1_000)
+            cache.store(answer, for: question, now: 0)
+        }
+        #expect(cache.count == 3 && cache.evicted == 2)
+        let (newest, oldest) = (try reply(4, size: 1_000).0, try reply(1, size: 1_000).0)
+        #expect(cache.lookup(newest, now: 0) != nil && cache.lookup(oldest, now: 0) == nil)
+        let (bigQuestion, big) = try reply(9, size: 5_000)
+        cache.store(big, for: bigQuestion, now: 0)
+        #expect(cache.lookup(bigQuestion, now: 0) == nil && cache.count == 3)
+    }
 }
 
 /// A UDP socket on 127.0.0.1 that receives and never replies: an upstream that times out.

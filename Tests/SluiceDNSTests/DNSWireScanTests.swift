@@ -76,10 +76,30 @@ private func sampleReplies() throws -> [[UInt8]] {
     return out
 }
 
+/// How long a parsed response may be cached, written from RFC 1035/2181/2308 on the message (what the cache
+/// computed before it kept bytes): the smallest answer TTL, or for NXDOMAIN and NODATA min(SOA TTL, MINIMUM)
+/// of the first SOA in the authority section; nothing for truncated answers, other codes and zero TTLs.
+private func referenceCacheTTL(_ response: DNSMessage, _ configuration: DNSCacheConfiguration) -> UInt32? {
+    guard !response.header.isTruncated else { return nil }
+    if response.responseCode == .noError, !response.answers.isEmpty {
+        let ttl = response.answers.map(\.effectiveTTL).min()!
+        return ttl == 0 ? nil : min(ttl, configuration.maximumTTLSeconds)
+    }
+    guard response.responseCode == .noError || response.responseCode == .nameError else { return nil }
+    for record in response.authorities where record.type == .soa {
+        guard case .opaque(let data) = record.data, data.count >= 4 else { continue }
+        let minimum = data.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let ttl = min(record.effectiveTTL, minimum & 0x7FFF_FFFF)
+        return ttl == 0 ? nil : min(ttl, configuration.maximumNegativeTTLSeconds)
+    }
+    return nil
+}
+
 @Suite struct DNSWireScanTests {
     @Test func scanAcceptsExactlyWhatTheParserAcceptsAndReadsTheSameHeader() throws {
         var generator = SeededRandom(seed: 0x5EED_D115)  // SplitMix64: a failure reproduces from its seed
         var accepted = 0, rejected = 0
+        let cache = DNSAnswerCache()
         for (sampleIndex, sample) in try sampleReplies().enumerated() {
             for round in 0..<600 {
                 var bytes = sample
@@ -113,6 +133,19 @@ private func sampleReplies() throws -> [[UInt8]] {
                 #expect(scan.opcode == parsed.header.opcode && scan.isTruncated == parsed.header.isTruncated)
                 #expect(scan.hasOPT == (parsed.edns != nil) && scan.responseCode == parsed.responseCode)
                 #expect(scan.questionCount == parsed.questions.count && scan.answerCount == parsed.answers.count)
+
+                // Every record walked on the bytes, as parsed (the OPT record is the message's `edns`).
+                var walked: [String] = []
+                scan.forEachRecord(in: bytes) { record in
+                    if record.type != DNSRecordType.opt.rawValue { walked.append("\(record.section) \(record.type) \(record.ttl)") }
+                }
+                let records = [parsed.answers, parsed.authorities, parsed.additionals].enumerated().flatMap { section, records in
+                    records.map { "\(section) \($0.type.rawValue) \($0.effectiveTTL)" }
+                }
+                #expect(walked == records, "sample \(sampleIndex) round \(round)")
+                // The cache's TTL read on the bytes is the one RFC 2308 gives for the parsed message.
+                #expect(cache.cacheTTL(of: bytes, scan: scan) == referenceCacheTTL(parsed, cache.configuration),
+                        "sample \(sampleIndex) round \(round)")
 
                 // The same addresses through CNAMEs, in the same order, with the same chain TTLs.
                 var fromWire: [DNSRecordData] = [], wireTTLs: [UInt32] = []

@@ -144,17 +144,44 @@ public struct DNSWireScan: Sendable, Equatable {
         return true
     }
 
-    /// Walks the answer section: (owner name offset, type, class, effective TTL, data start, data end).
+    /// One record as `forEachRecord` finds it.
+    public struct Record {
+        /// 0 answer, 1 authority, 2 additional.
+        public let section: Int
+        /// Offset of the owner name.
+        public let nameAt: Int
+        public let type: UInt16
+        public let dnsClass: UInt16
+        /// The TTL to honour (zero when the top bit is set, RFC 2181 section 8); an OPT record's flags.
+        public let ttl: UInt32
+        /// RDATA: `dataStart..<dataEnd`.
+        public let dataStart: Int
+        public let dataEnd: Int
+    }
+
+    /// Calls `body` with every record of the answer, authority and additional sections (the OPT record
+    /// included), in order. `bytes` must be the message this scan was made of.
+    public func forEachRecord(in bytes: [UInt8], _ body: (Record) -> Void) {
+        walkRecords(bytes, count: answerCount + authorityCount + additionalCount, body)
+    }
+
+    /// Walks the answer section only.
     private func forEachAnswer(_ bytes: [UInt8], _ body: (Int, UInt16, UInt16, UInt32, Int, Int) -> Void) {
+        walkRecords(bytes, count: answerCount) { body($0.nameAt, $0.type, $0.dnsClass, $0.ttl, $0.dataStart, $0.dataEnd) }
+    }
+
+    private func walkRecords(_ bytes: [UInt8], count: Int, _ body: (Record) -> Void) {
         var position = answerStart
-        for _ in 0..<answerCount {
+        for index in 0..<count {
             // Scanned already: every name and length is in bounds.
             guard let nameEnd = Self.nameEnd(bytes, at: position) else { return }
             let rawTTL = UInt32(Self.u16(bytes, nameEnd + 4)) << 16 | UInt32(Self.u16(bytes, nameEnd + 6))
             let dataStart = nameEnd + 10
             let dataEnd = dataStart + Int(Self.u16(bytes, nameEnd + 8))
-            body(position, Self.u16(bytes, nameEnd), Self.u16(bytes, nameEnd + 2),
-                 rawTTL & 0x8000_0000 != 0 ? 0 : rawTTL, dataStart, dataEnd)
+            let section = index < answerCount ? 0 : index < answerCount + authorityCount ? 1 : 2
+            body(Record(section: section, nameAt: position, type: Self.u16(bytes, nameEnd),
+                        dnsClass: Self.u16(bytes, nameEnd + 2), ttl: rawTTL & 0x8000_0000 != 0 ? 0 : rawTTL,
+                        dataStart: dataStart, dataEnd: dataEnd))
             position = dataEnd
         }
     }

@@ -1,0 +1,299 @@
+// The learned set's bookkeeping on the writer's side: which hostnames vouch for which address keys, until
+// when, and in which order the bindings were learned (for eviction). LearnedAddressSet keeps one under its
+// mutex and copies each key's latest expiry into the table that packet workers probe.
+//
+//   nameIndex: hostname ─► name slot ─first─► binding ─nextInName─► binding ─► …   (the name's addresses)
+//   keyIndex:  key      ─► key slot  ─first─► binding ─nextInKey──► binding ─► …   (the names vouching)
+//   order:     (binding, sequence) in learning order; a refreshed or removed binding leaves a stale entry
+//
+// Names, keys and bindings are slots in arrays, reused through free lists and linked by Int32 indices
+// (doubly, so a binding unlinks in O(1)). A write hashes the hostname once and the key once; evicting
+// hashes them once more, only when the name or the key loses its last binding. This replaced dictionaries
+// nested under hostname strings (a dictionary per name and one per key), whose six string hashes and
+// rehashing deletions per answer were half of a cache-on miss in dns-state-bench.
+
+/// One (hostname, address key) binding store with learning order. Not thread-safe: its owner serialises.
+struct LearnedBindings {
+    /// No slot: the end of a list.
+    static let none: Int32 = -1
+
+    struct Name {
+        var text: HashedName
+        var first: Int32
+    }
+
+    /// A hostname with its hash taken once. Removing a dictionary entry moves its neighbours and hashes
+    /// each again: with plain String keys that was most of an eviction (a String hash and a retain per
+    /// moved key); this one rehashes an Int.
+    struct HashedName: Hashable {
+        let text: String
+        let hash: Int
+
+        init(_ text: String) {
+            self.text = text
+            hash = text.hashValue
+        }
+
+        static func == (lhs: HashedName, rhs: HashedName) -> Bool { lhs.hash == rhs.hash && lhs.text == rhs.text }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
+    struct Key {
+        var key: LearnedKey
+        var first: Int32
+        /// The latest expiry among the key's bindings: what the table holds for it.
+        var latest: UInt64
+    }
+
+    struct Binding {
+        var name: Int32
+        var key: Int32
+        var label: Int32
+        var expiry: UInt64
+        /// When it was learned or last extended (learning order); 0 while the slot is free.
+        var sequence: UInt64
+        var nextInName: Int32
+        var previousInName: Int32
+        var nextInKey: Int32
+        var previousInKey: Int32
+    }
+
+    /// The ids `/api/v1/dns-cache` shows for a binding: its rule's source group and the rule.
+    struct Label: Equatable {
+        var groupID: String
+        var ruleID: String
+    }
+
+    /// A key whose latest expiry moved: the table must now hold `latest` for it (`LearnedSlotState.dead`
+    /// once no name vouches for it).
+    typealias Change = (key: LearnedKey, latest: UInt64)
+
+    private var names: [Name] = []
+    private var freeNames: [Int32] = []
+    private var nameIndex: [HashedName: Int32] = [:]
+    private var keys: [Key] = []
+    private var freeKeys: [Int32] = []
+    private var keyIndex: [LearnedKey: Int32] = [:]
+    private var bindings: [Binding] = []
+    private var freeBindings: [Int32] = []
+    private var labels: [Label] = []
+    private var labelIndex: [Int64: Int32] = [:]
+    private var order: [(binding: Int32, sequence: UInt64)] = []
+    private var orderHead = 0
+    private var sequence: UInt64 = 0
+    /// Bindings held.
+    private(set) var count = 0
+    /// No binding expires before this. A lower bound: removals leave it low, `expired(now:)` makes it
+    /// exact. A purge before it would find nothing, and a purge walks every binding.
+    private(set) var earliestExpiry = UInt64.max
+
+    /// Keys with at least one binding.
+    var keyCount: Int { keyIndex.count }
+
+    // MARK: - Writing
+
+    /// The label slot for a rule's ids; `group` and `rule` are its document indices, which name one pair
+    /// of ids while a policy is active, so the lookup is by integers (the strings are only compared).
+    mutating func label(groupID: String, ruleID: String, group: Int32, rule: Int32) -> Int32 {
+        let indices = Int64(group) << 32 | Int64(UInt32(bitPattern: rule))
+        let label = Label(groupID: groupID, ruleID: ruleID)
+        if let slot = labelIndex[indices], labels[Int(slot)] == label { return slot }
+        labels.append(label)
+        labelIndex[indices] = Int32(labels.count - 1)
+        return Int32(labels.count - 1)
+    }
+
+    /// The slot of `name`, made when new; it is freed with the name's last binding, so bind to it at once.
+    mutating func nameSlot(_ text: String) -> Int32 {
+        let name = HashedName(text)
+        let candidate = freeNames.last ?? Int32(names.count)
+        let slot = Self.findOrInsert(&nameIndex, name, candidate)
+        if slot == candidate {
+            let fresh = Name(text: name, first: Self.none)
+            if freeNames.popLast() == nil { names.append(fresh) } else { names[Int(slot)] = fresh }
+        }
+        return slot
+    }
+
+    /// Binds name slot `name` to `key` until `expiry`, under `label`. A binding that exists already is
+    /// extended, never shortened, and left alone when it would gain no more than `slack` milliseconds
+    /// (the same answer again: sparing the order list and the table a write). Returns the key's change.
+    mutating func bind(_ name: Int32, _ key: LearnedKey, expiry: UInt64, label: Int32, slack: UInt64) -> Change? {
+        let keySlot = self.keySlot(key)
+        // The name's existing binding on this key, if any: a name has few addresses, its list is short.
+        var index = names[Int(name)].first
+        while index != Self.none, bindings[Int(index)].key != keySlot { index = bindings[Int(index)].nextInName }
+        sequence += 1
+        if index != Self.none {
+            guard bindings[Int(index)].expiry < expiry &- slack else { return nil }
+            bindings[Int(index)].expiry = expiry
+            bindings[Int(index)].sequence = sequence
+        } else {
+            index = insertBinding(Binding(
+                name: name, key: keySlot, label: label, expiry: expiry, sequence: sequence,
+                nextInName: names[Int(name)].first, previousInName: Self.none,
+                nextInKey: keys[Int(keySlot)].first, previousInKey: Self.none))
+            earliestExpiry = min(earliestExpiry, expiry)
+        }
+        order.append((index, sequence))
+        guard expiry > keys[Int(keySlot)].latest else { return nil }
+        keys[Int(keySlot)].latest = expiry
+        return (key, expiry)
+    }
+
+    /// Removes binding `index`, freeing its name and key when they have no other. Returns the key's change.
+    mutating func remove(_ index: Int32) -> Change? {
+        let binding = bindings[Int(index)]
+        bindings[Int(index)].sequence = 0
+        freeBindings.append(index)
+        count -= 1
+
+        let name = Int(binding.name)
+        if binding.previousInName != Self.none {
+            bindings[Int(binding.previousInName)].nextInName = binding.nextInName
+        } else {
+            names[name].first = binding.nextInName
+        }
+        if binding.nextInName != Self.none { bindings[Int(binding.nextInName)].previousInName = binding.previousInName }
+        if names[name].first == Self.none {
+            nameIndex.removeValue(forKey: names[name].text)
+            names[name].text = HashedName("")
+            freeNames.append(binding.name)
+        }
+
+        let keySlot = Int(binding.key)
+        if binding.previousInKey != Self.none {
+            bindings[Int(binding.previousInKey)].nextInKey = binding.nextInKey
+        } else {
+            keys[keySlot].first = binding.nextInKey
+        }
+        if binding.nextInKey != Self.none { bindings[Int(binding.nextInKey)].previousInKey = binding.previousInKey }
+        let key = keys[keySlot].key
+        if keys[keySlot].first == Self.none {
+            keyIndex.removeValue(forKey: key)
+            freeKeys.append(binding.key)
+            return (key, LearnedSlotState.dead)
+        }
+        // Only removing the holder of the latest expiry costs a pass over the key's other names (evicting
+        // the oldest binding rarely does: the newest usually holds it).
+        guard binding.expiry >= keys[keySlot].latest else { return nil }
+        var latest = LearnedSlotState.dead
+        var next = keys[keySlot].first
+        while next != Self.none {
+            latest = max(latest, bindings[Int(next)].expiry)
+            next = bindings[Int(next)].nextInKey
+        }
+        guard latest != keys[keySlot].latest else { return nil }
+        keys[keySlot].latest = latest
+        return (key, latest)
+    }
+
+    /// Takes the least recently learned binding off the learning order (nil: none held). The caller
+    /// removes it.
+    mutating func popOldest() -> Int32? {
+        while orderHead < order.count {
+            let (index, sequence) = order[orderHead]
+            orderHead += 1
+            if bindings[Int(index)].sequence == sequence { return index }
+        }
+        return nil
+    }
+
+    /// Drops consumed and stale order entries (a refresh leaves its previous entry behind), so the list
+    /// stays proportional to the bindings: stale ones filtered when they pile up (a check per entry, no
+    /// hashing), consumed ones cut off the front.
+    mutating func compactOrder() {
+        let pending = order.count - orderHead
+        if count == 0 {
+            order.removeAll()
+            orderHead = 0
+        } else if pending > 2 * max(count, 512) {
+            let bindings = self.bindings
+            order = order[orderHead...].filter { bindings[Int($0.binding)].sequence == $0.sequence }
+            orderHead = 0
+        } else if orderHead > 1024 && orderHead > pending {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The bindings of `name` under rules of `group` (document index; every group when nil).
+    func bindings(of name: String, group: Int32?) -> [Int32] {
+        guard let slot = nameIndex[HashedName(name)] else { return [] }
+        var result: [Int32] = []
+        var index = names[Int(slot)].first
+        while index != Self.none {
+            if group == nil || keys[Int(bindings[Int(index)].key)].key.group == group { result.append(index) }
+            index = bindings[Int(index)].nextInName
+        }
+        return result
+    }
+
+    /// The bindings expired at `now`, found by walking all of them (nothing when `now` is before the
+    /// earliest expiry); makes `earliestExpiry` exact for the ones that stay.
+    mutating func expired(now: UInt64) -> [Int32] {
+        guard now >= earliestExpiry else { return [] }
+        var result: [Int32] = []
+        var earliest = UInt64.max
+        for index in bindings.indices where bindings[index].sequence != 0 {
+            if bindings[index].expiry <= now { result.append(Int32(index)) } else { earliest = min(earliest, bindings[index].expiry) }
+        }
+        earliestExpiry = earliest
+        return result
+    }
+
+    /// Each key with a binding, and the latest expiry among them.
+    func forEachKey(_ body: (LearnedKey, UInt64) -> Void) {
+        for slot in keys where slot.first != Self.none { body(slot.key, slot.latest) }
+    }
+
+    /// Every binding held, in learning order: its hostname, key, expiry and label.
+    func all() -> [(name: String, key: LearnedKey, expiry: UInt64, label: Label)] {
+        bindings.indices.filter { bindings[$0].sequence != 0 }
+            .sorted { bindings[$0].sequence < bindings[$1].sequence }
+            .map { index in
+                let binding = bindings[index]
+                return (names[Int(binding.name)].text.text, keys[Int(binding.key)].key, binding.expiry, labels[Int(binding.label)])
+            }
+    }
+
+    // MARK: - Slots
+
+    /// `dictionary[key]`, inserting `candidate` when absent, with one hash: the defaulted subscript's modify
+    /// accessor inserts the default before yielding it.
+    private static func findOrInsert<K: Hashable>(_ dictionary: inout [K: Int32], _ key: K, _ candidate: Int32) -> Int32 {
+        func read(_ value: inout Int32) -> Int32 { value }
+        return read(&dictionary[key, default: candidate])
+    }
+
+    private mutating func keySlot(_ key: LearnedKey) -> Int32 {
+        let candidate = freeKeys.last ?? Int32(keys.count)
+        let slot = Self.findOrInsert(&keyIndex, key, candidate)
+        if slot == candidate {
+            let fresh = Key(key: key, first: Self.none, latest: LearnedSlotState.dead)
+            if freeKeys.popLast() == nil { keys.append(fresh) } else { keys[Int(slot)] = fresh }
+        }
+        return slot
+    }
+
+    /// Stores a new binding at the head of its name's and its key's lists (its links say so already).
+    private mutating func insertBinding(_ binding: Binding) -> Int32 {
+        let index: Int32
+        if let free = freeBindings.popLast() {
+            index = free
+            bindings[Int(index)] = binding
+        } else {
+            index = Int32(bindings.count)
+            bindings.append(binding)
+        }
+        if binding.nextInName != Self.none { bindings[Int(binding.nextInName)].previousInName = index }
+        names[Int(binding.name)].first = index
+        if binding.nextInKey != Self.none { bindings[Int(binding.nextInKey)].previousInKey = index }
+        keys[Int(binding.key)].first = index
+        count += 1
+        return index
+    }
+}
