@@ -11,6 +11,7 @@
 // the writer inserts and extends or withdraws expiries in place. When the table fills past half, the
 // writer builds a fresh one and swaps it in (LearnedAddressSet.swift says how the old one is reclaimed).
 import Atomics
+import Glibc
 import SluicePolicy
 
 /// A table key: an address bound to a rule (document indices of the policy). Also the writer's key in
@@ -97,19 +98,27 @@ struct LearnedAddressTable {
     /// Slots ever used (live or dead); only the writer reads it.
     var occupied: Int { header.pointee.occupied }
 
-    /// Allocates an empty table of `capacity` slots (rounded up to a power of two, at least 16).
+    private static func byteCount(capacity: Int) -> Int {
+        keysOffset + capacity * (MemoryLayout<LearnedKey>.stride + MemoryLayout<UInt64>.stride)
+    }
+
+    /// Allocates an empty table of `capacity` slots (rounded up to a power of two, at least 16). The memory
+    /// is mapped, not allocated and cleared: an empty table is all zeros, and the kernel hands out zeroed
+    /// pages as keys first land on them, so a table of megabytes costs no up-front clearing (it used to,
+    /// inside the writer's lock) and its page faults spread over the migration that fills it.
     static func allocate(capacity requested: Int) -> LearnedAddressTable {
         var capacity = 16
         while capacity < requested { capacity <<= 1 }
-        let bytes = keysOffset + capacity * (MemoryLayout<LearnedKey>.stride + MemoryLayout<UInt64>.stride)
-        let base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        let mapped = mmap(nil, byteCount(capacity: capacity), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let base = mapped, base != MAP_FAILED else {
+            fatalError("learned address table: cannot map \(byteCount(capacity: capacity)) bytes (errno \(errno))")
+        }
         base.assumingMemoryBound(to: Header.self).pointee = Header(capacity: capacity, occupied: 0)
         return LearnedAddressTable(base)
     }
 
     func deallocate() {
-        base.deallocate()
+        munmap(base, Self.byteCount(capacity: capacity))
     }
 
     @inline(__always)

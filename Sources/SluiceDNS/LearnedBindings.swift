@@ -11,6 +11,7 @@
 // hashes them once more, only when the name or the key loses its last binding. This replaced dictionaries
 // nested under hostname strings (a dictionary per name and one per key), whose six string hashes and
 // rehashing deletions per answer were half of a cache-on miss in dns-state-bench.
+import NIOCore
 
 /// One (hostname, address key) binding store with learning order. Not thread-safe: its owner serialises.
 struct LearnedBindings {
@@ -79,8 +80,9 @@ struct LearnedBindings {
     private var freeBindings: [Int32] = []
     private var labels: [Label] = []
     private var labelIndex: [Int64: Int32] = [:]
-    private var order: [(binding: Int32, sequence: UInt64)] = []
-    private var orderHead = 0
+    /// Learning order, oldest first. A ring: cutting consumed entries off the front of an array moved a
+    /// megabyte every 65,536 evictions, and growing it faulted in fresh pages, pauses of milliseconds.
+    private var order = CircularBuffer<(binding: Int32, sequence: UInt64)>()
     private var sequence: UInt64 = 0
     /// Bindings held.
     private(set) var count = 0
@@ -192,29 +194,20 @@ struct LearnedBindings {
     /// Takes the least recently learned binding off the learning order (nil: none held). The caller
     /// removes it.
     mutating func popOldest() -> Int32? {
-        while orderHead < order.count {
-            let (index, sequence) = order[orderHead]
-            orderHead += 1
+        while let (index, sequence) = order.popFirst() {
             if bindings[Int(index)].sequence == sequence { return index }
         }
         return nil
     }
 
-    /// Drops consumed and stale order entries (a refresh leaves its previous entry behind), so the list
-    /// stays proportional to the bindings: stale ones filtered when they pile up (a check per entry, no
-    /// hashing), consumed ones cut off the front.
+    /// Drops stale order entries (a refresh leaves its previous entry behind) when they pile up, so the
+    /// ring stays proportional to the bindings (a check per entry, no hashing).
     mutating func compactOrder() {
-        let pending = order.count - orderHead
         if count == 0 {
-            order.removeAll()
-            orderHead = 0
-        } else if pending > 2 * max(count, 512) {
+            order.removeAll(keepingCapacity: true)
+        } else if order.count > 2 * max(count, 512) {
             let bindings = self.bindings
-            order = order[orderHead...].filter { bindings[Int($0.binding)].sequence == $0.sequence }
-            orderHead = 0
-        } else if orderHead > 1024 && orderHead > pending {
-            order.removeFirst(orderHead)
-            orderHead = 0
+            order = CircularBuffer(order.filter { bindings[Int($0.binding)].sequence == $0.sequence })
         }
     }
 
@@ -243,6 +236,14 @@ struct LearnedBindings {
         }
         earliestExpiry = earliest
         return result
+    }
+
+    /// Key slots, free ones included: what a table migration walks, by index.
+    var keySlotCount: Int { keys.count }
+
+    /// The key in slot `index` with its latest expiry; nil when the slot is free.
+    func key(at index: Int) -> (key: LearnedKey, latest: UInt64)? {
+        keys[index].first == Self.none ? nil : (keys[index].key, keys[index].latest)
     }
 
     /// Each key with a binding, and the latest expiry among them.

@@ -72,6 +72,12 @@ public enum HostnamePattern: Sendable, Equatable, CustomStringConvertible {
 
     /// Lower-cases and drops one trailing dot, the form in which names are compared.
     public static func normalize(_ name: String) -> String {
+        // Already in that form (the DNS proxy's names are: DNSName.text): the same string, no copy.
+        let utf8 = name.utf8
+        if utf8.last != UInt8(ascii: ".") || utf8.count == 1,
+           !utf8.contains(where: { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) }) {
+            return name
+        }
         var lower = name.lowercased()
         if lower.hasSuffix("."), lower.count > 1 { lower.removeLast() }
         return lower

@@ -3,6 +3,7 @@
 // lock-free readers that keep giving right answers while a writer inserts, withdraws and swaps tables.
 import Foundation
 import SluicePolicy
+import SluicePolicyGen
 import Synchronization
 import Testing
 @testable import SluiceDNS
@@ -174,6 +175,39 @@ private func config(grace: UInt32 = 30, minimum: UInt32 = 5, maxEntries: Int = 1
             #expect(set.contains(group: index % 3, rule: index % 5, address: .v4(0x0A00_0000 + UInt32(index))))
             #expect(!set.contains(group: (index + 1) % 3, rule: index % 5, address: .v4(0x0A00_0000 + UInt32(index))))
         }
+    }
+
+    /// A new table is filled a few hundred keys per write while readers use the published one: after
+    /// every write each key learned so far must still be found (the new one, and earlier ones at random),
+    /// through growth and then through the compaction of a table left mostly dead by withdrawals.
+    @Test func tablesMigrateAcrossWritesWithoutMissingAKey() async {
+        let set = LearnedAddressSet(configuration: config(maxEntries: 100_000))
+        var random = SeededRandom(seed: 0x7AB1E)
+        func address(_ index: Int) -> IPAddress { .v4(0x0A00_0000 + UInt32(index)) }
+        for index in 0..<20_000 {
+            if index % 1000 == 0 { await Task.yield() }  // long and synchronous: let other tests' tasks run
+            set.learn(hostname: "h\(index).test", group: 0, rule: 0, groupID: "g", ruleID: "r",
+                      addresses: [(address(index), 300)])
+            let earlier = (0..<4).map { _ in Int.random(in: 0...index, using: &random) }
+            guard ([index] + earlier).allSatisfy({ set.contains(group: 0, rule: 0, address: address($0)) }),
+                  !set.contains(group: 0, rule: 0, address: address(30_000 + index)) else {
+                Issue.record("after learning \(index): a learned address is missing or a stranger is present")
+                return
+            }
+        }
+        let grown = set.statistics().tablesBuilt
+        #expect(grown >= 8)
+        for index in 0..<18_000 {
+            set.withdraw(hostname: "h\(index).test")
+            let survivor = Int.random(in: 18_000..<20_000, using: &random)
+            guard set.contains(group: 0, rule: 0, address: address(survivor)),
+                  !set.contains(group: 0, rule: 0, address: address(index)) else {
+                Issue.record("after withdrawing \(index): wrong answer")
+                return
+            }
+        }
+        #expect(set.statistics().tablesBuilt > grown)  // compacted
+        for index in 18_000..<20_000 { #expect(set.contains(group: 0, rule: 0, address: address(index))) }
     }
 
     @Test func rebindMovesBindingsToNewIndicesOrDropsThem() {

@@ -276,4 +276,16 @@ func envelope(match: String, extraRule: String = "", group: String = "") -> Stri
         let regex = try HostnamePattern("(api|www)\\.example\\.(com|org)")
         #expect(regex.matches("WWW.example.org") && !regex.matches("www.example.org.evil.com"))
     }
+
+    /// Names already normal come back as they are (the fast path); every other form is lower-cased with
+    /// one trailing dot dropped, Unicode included.
+    @Test func hostnameNormalization() {
+        let cases: [(String, String)] = [
+            ("api.example.com", "api.example.com"), ("API.Example.com", "api.example.com"),
+            ("api.example.com.", "api.example.com"), ("Api.example.com..", "api.example.com."), (".", "."),
+            ("", ""), ("CAF\u{C9}.example", "caf\u{E9}.example"), ("caf\u{E9}.example.", "caf\u{E9}.example"),
+            ("x-1_2.test", "x-1_2.test"),
+        ]
+        for (name, normal) in cases { #expect(HostnamePattern.normalize(name) == normal, "\(name)") }
+    }
 }

@@ -5,7 +5,7 @@
 // nanoseconds; this one repeats the same work with nothing else in the way, so such changes show, and
 // `perf record` on it profiles the proxy's state alone.
 //
-//   swift build -c release --product dns-state-bench && .build/release/dns-state-bench [--runs 7] [--queries N]
+//   swift build -c release --product dns-state-bench && .build/release/dns-state-bench [--runs 7] [--queries N] [--stalls]
 //
 // Mixes (each: warmed until the cache and the learned set are full, then timed over fresh names):
 //   hits                   every name cached (the template path)
@@ -24,6 +24,8 @@ struct Options {
     var runs = 7
     var queries = 200_000
     var only: String?
+    /// `--stalls`: time each query and report the slowest.
+    var stalls = false
 
     static func parse() -> Options {
         var options = Options()
@@ -33,9 +35,10 @@ struct Options {
             case "--runs": options.runs = max(1, Int(arguments.popFirst() ?? "") ?? options.runs)
             case "--queries": options.queries = max(1000, Int(arguments.popFirst() ?? "") ?? options.queries)
             case "--only": options.only = arguments.popFirst()
+            case "--stalls": options.stalls = true
             default:
                 FileHandle.standardError.write(Data(
-                    "usage: dns-state-bench [--runs N] [--queries N] [--only hits|misses|cache-on|cache-on-own]\n".utf8))
+                    "usage: dns-state-bench [--runs N] [--queries N] [--only hits|misses|cache-on|cache-on-own] [--stalls]\n".utf8))
                 exit(2)
             }
         }
@@ -106,6 +109,21 @@ func time(_ proxy: DNSProxy, _ exchanges: [Exchange]) -> Double {
     return Double(elapsed) / Double(exchanges.count)
 }
 
+/// Each query timed on its own (`--stalls`): the slowest ones are the pauses a client behind them waits
+/// out, which the mean hides (a compaction under a lock, a walk over every entry).
+func stalls(_ proxy: DNSProxy, _ exchanges: [Exchange]) -> [UInt64] {
+    var times: [UInt64] = []
+    times.reserveCapacity(exchanges.count)
+    var sink = 0
+    for exchange in exchanges {
+        let start = DispatchTime.now().uptimeNanoseconds
+        sink &+= handle(proxy, exchange)
+        times.append(DispatchTime.now().uptimeNanoseconds - start)
+    }
+    if sink == 0 { fatalError("no replies") }
+    return times
+}
+
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
@@ -134,7 +152,18 @@ func measure(_ label: String, cache: Bool, hits: Bool, ownAddress: Bool) -> [Dou
         } else {
             exchanges = batch(options.queries)
         }
-        results.append(time(proxy, exchanges))
+        guard options.stalls else {
+            results.append(time(proxy, exchanges))
+            continue
+        }
+        let times = stalls(proxy, exchanges)
+        let sorted = times.sorted()
+        func at(_ quantile: Double) -> UInt64 { sorted[min(sorted.count - 1, Int(Double(sorted.count) * quantile))] }
+        let slow = times.enumerated().filter { $0.element > 100_000 }
+        let slowest = slow.sorted { $0.element > $1.element }.prefix(8)
+        print("  \(label): p50 \(at(0.5)) ns, p99 \(at(0.99)) ns, p99.9 \(at(0.999)) ns, max \(sorted.last!) ns; "
+            + "\(slow.count) over 100 µs, the slowest at queries \(slowest.map { "\($0.offset) (\($0.element / 1000) µs)" })")
+        results.append(Double(times.reduce(0, +)) / Double(times.count))
     }
     let statistics = proxy.learned.statistics()
     FileHandle.standardError.write(Data(("  \(label): cache \(proxy.cache.count) held, \(proxy.cache.evicted) evicted; "

@@ -265,6 +265,18 @@ func proxyThreadCPUSeconds(_ thread: pid_t) -> Double {
     return nanoseconds / 1e9
 }
 
+/// User and system CPU seconds of the proxy's UDP thread so far (/proc/self/task/TID/stat, in clock
+/// ticks: coarse, but over seconds of load it shows how a query's cost splits between the proxy's code
+/// and the kernel's UDP work).
+func proxyThreadUserSystemSeconds(_ thread: pid_t) -> (user: Double, system: Double) {
+    guard let stat = try? String(contentsOfFile: "/proc/self/task/\(thread)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return (0, 0) }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13 else { return (0, 0) }
+    let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return ((Double(fields[11]) ?? 0) / tick, (Double(fields[12]) ?? 0) / tick)
+}
+
 // MARK: - dnsperf
 
 struct Result {
@@ -401,9 +413,12 @@ do {
             let nsdCPU = nsdCPUSeconds() - nsdBefore
             let nsdOneCore = nsdCPU > 0 ? direct.qps * Double(seconds) / nsdCPU : 0
             let cpuBefore = proxyThreadCPUSeconds(running.thread)
+            let splitBefore = proxyThreadUserSystemSeconds(running.thread)
             let answeredBefore = server.proxy.counters.value(.queries)
             let proxied = dnsperf(port: port, server: "127.0.0.1", file: file)
             let cpu = proxyThreadCPUSeconds(running.thread) - cpuBefore
+            let splitAfter = proxyThreadUserSystemSeconds(running.thread)
+            let (userShare, systemShare) = (splitAfter.user - splitBefore.user, splitAfter.system - splitBefore.system)
             let answered = Double(server.proxy.counters.value(.queries) - answeredBefore)
             let oneCore = cpu > 0 ? answered / cpu : 0
             // Half of the lower of the two sustainable rates: pinned, a cache hit through the proxy can
@@ -440,8 +455,9 @@ do {
               ratio proxy/direct: \(String(format: "%.2f", direct.qps > 0 ? proxied.qps / direct.qps : 0))
               proxy UDP thread: \(String(format: "%.2f", cpu)) CPU s for \(Int(answered)) queries = \
             \(String(format: "%.1f", answered > 0 ? cpu / answered * 1e6 : 0)) µs/query, \
-            \(String(format: "%.0f", oneCore)) q/s per core; nsd: \(String(format: "%.2f", nsdCPU)) CPU s in the \
-            direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
+            \(String(format: "%.0f", oneCore)) q/s per core (user \(String(format: "%.1f", answered > 0 ? userShare / answered * 1e6 : 0)) \
+            µs, kernel \(String(format: "%.1f", answered > 0 ? systemShare / answered * 1e6 : 0)) µs); nsd: \
+            \(String(format: "%.2f", nsdCPU)) CPU s in the direct run = \(String(format: "%.0f", nsdOneCore)) q/s per core
               CPU per query: dnsperf \(String(format: "%.1f", perfUs)) µs, nsd \(String(format: "%.1f", nsdUs)) µs, \
             proxy \(String(format: "%.1f", proxyUs)) µs; ratio if CPU-bound (\(pin ? "pinned" : "shared cores")): \
             \(String(format: "%.2f", bound))
