@@ -170,8 +170,8 @@ let package = Package(
             dependencies: [
                 "SluiceDNS",
                 "SluiceLab",
-                "SluicePolicy",
                 "SluiceProcess",
+                "DNSBenchSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -181,9 +181,12 @@ let package = Package(
         // The DNS proxy's own work per query (parse, policy, cache, learning) in process, without sockets.
         .executableTarget(
             name: "dns-state-bench",
-            dependencies: ["SluiceDNS", "SluicePolicy", "SluiceWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SluiceDNS", "SluicePolicy", "SluiceWire", "DNSBenchSupport",
+                           .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/dns-state"
         ),
+        // What the two DNS benchmarks share: the policy their queries are judged by.
+        .target(name: "DNSBenchSupport", dependencies: ["SluiceDNS", "SluicePolicy"], path: "bench/dns-support"),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy", "SluicePolicyGen"]),
         .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
         // The `sluice` binary as operators run it (built first with `swift build --build-tests`).

@@ -34,21 +34,8 @@ public final class DNSAnswerCache: Sendable {
     /// Bounds.
     public let configuration: DNSCacheConfiguration
 
-    /// A question with its hash taken once: removing a dictionary entry moves its neighbours and hashes
-    /// each again, which with the question itself as the key was a name hash per moved entry.
-    struct Key: Hashable {
-        let question: DNSQuestion
-        let hash: Int
-
-        init(_ question: DNSQuestion) {
-            self.question = question
-            hash = question.hashValue
-        }
-
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.hash == rhs.hash && lhs.question == rhs.question }
-
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-    }
+    /// Questions are keys with their hash kept (Prehashed.swift says why).
+    typealias Key = Prehashed<DNSQuestion>
 
     struct Entry {
         /// The upstream response as received (any id, its OPT record still in).

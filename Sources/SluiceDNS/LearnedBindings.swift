@@ -19,25 +19,9 @@ struct LearnedBindings {
     static let none: Int32 = -1
 
     struct Name {
-        var text: HashedName
+        /// With its hash kept: with plain String keys, the index's deletions were most of an eviction.
+        var text: Prehashed<String>
         var first: Int32
-    }
-
-    /// A hostname with its hash taken once. Removing a dictionary entry moves its neighbours and hashes
-    /// each again: with plain String keys that was most of an eviction (a String hash and a retain per
-    /// moved key); this one rehashes an Int.
-    struct HashedName: Hashable {
-        let text: String
-        let hash: Int
-
-        init(_ text: String) {
-            self.text = text
-            hash = text.hashValue
-        }
-
-        static func == (lhs: HashedName, rhs: HashedName) -> Bool { lhs.hash == rhs.hash && lhs.text == rhs.text }
-
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     struct Key {
@@ -72,7 +56,7 @@ struct LearnedBindings {
 
     private var names: [Name] = []
     private var freeNames: [Int32] = []
-    private var nameIndex: [HashedName: Int32] = [:]
+    private var nameIndex: [Prehashed<String>: Int32] = [:]
     private var keys: [Key] = []
     private var freeKeys: [Int32] = []
     private var keyIndex: [LearnedKey: Int32] = [:]
@@ -108,7 +92,7 @@ struct LearnedBindings {
 
     /// The slot of `name`, made when new; it is freed with the name's last binding, so bind to it at once.
     mutating func nameSlot(_ text: String) -> Int32 {
-        let name = HashedName(text)
+        let name = Prehashed(text)
         let candidate = freeNames.last ?? Int32(names.count)
         let slot = Self.findOrInsert(&nameIndex, name, candidate)
         if slot == candidate {
@@ -160,7 +144,7 @@ struct LearnedBindings {
         if binding.nextInName != Self.none { bindings[Int(binding.nextInName)].previousInName = binding.previousInName }
         if names[name].first == Self.none {
             nameIndex.removeValue(forKey: names[name].text)
-            names[name].text = HashedName("")
+            names[name].text = Prehashed("")
             freeNames.append(binding.name)
         }
 
@@ -215,7 +199,7 @@ struct LearnedBindings {
 
     /// The bindings of `name` under rules of `group` (document index; every group when nil).
     func bindings(of name: String, group: Int32?) -> [Int32] {
-        guard let slot = nameIndex[HashedName(name)] else { return [] }
+        guard let slot = nameIndex[Prehashed(name)] else { return [] }
         var result: [Int32] = []
         var index = names[Int(slot)].first
         while index != Self.none {
@@ -257,7 +241,7 @@ struct LearnedBindings {
             .sorted { bindings[$0].sequence < bindings[$1].sequence }
             .map { index in
                 let binding = bindings[index]
-                return (names[Int(binding.name)].text.text, keys[Int(binding.key)].key, binding.expiry, labels[Int(binding.label)])
+                return (names[Int(binding.name)].text.value, keys[Int(binding.key)].key, binding.expiry, labels[Int(binding.label)])
             }
     }
 

@@ -14,6 +14,7 @@
 //                          all names answer the same address, as the bench zone's wildcard does
 //   misses, cache on, own  the same with a different address per name
 // The baseline printed beside each figure is the cache-off miss of the same run.
+import DNSBenchSupport
 import Foundation
 import NIOCore
 import SluiceDNS
@@ -46,16 +47,6 @@ struct Options {
     }
 }
 
-let policyJSON = """
-{"mode": "enforce", "policy": {"source_groups": [
-  {"id": "other", "priority": 1, "sources": {"cidrs": ["10.0.0.0/8"]}, "rules": [
-    {"id": "x", "action": "allow", "match": {"dns_hostname": "*.example.com"}}]},
-  {"id": "lab", "priority": 2, "sources": {"cidrs": ["127.0.0.0/8"]}, "rules": [
-    {"id": "no-evil", "action": "deny", "match": {"dns_hostname": "evil.bench.test"}},
-    {"id": "zone", "action": "allow", "match": {"dns_hostname": "*.bench.test", "proto": "tcp", "dst_ports": [443]}}
-  ]}
-]}}
-"""
 
 /// One query and the upstream's answer to it, as bytes on the wire.
 struct Exchange {
@@ -79,8 +70,7 @@ func makeProxy(cache: Bool) -> DNSProxy {
         upstreams: [try! SocketAddress(ipAddress: "127.0.0.77", port: 53)])
     if !cache { configuration.cache.maxEntries = 0 }
     let proxy = DNSProxy(configuration: configuration)
-    let request = try! PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
-    proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
+    proxy.setPolicy(try! benchDNSPolicy())
     return proxy
 }
 

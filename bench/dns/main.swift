@@ -19,13 +19,13 @@
 // split two shared cores between three programs (the unpinned, shared mode; docs/benchmarks.md).
 // Needs root, nsd and dnsperf from Debian's packages (bench/dns/setup.sh installs them).
 // Usage: swift run -c release dns-bench [--seconds 10] [--names 5000] [--repeat 3]
+import DNSBenchSupport
 import Foundation
 import NIOCore
 import NIOPosix
 import SluiceDNS
 import SluiceLab
 import SluiceProcess
-import SluicePolicy
 
 /// Writes a line at once (unbuffered), so progress shows when piped into a file.
 func say(_ line: String) {
@@ -172,17 +172,6 @@ signal(SIGINT) { _ in
 
 // MARK: - the proxy
 
-let policyJSON = """
-{"mode": "enforce", "policy": {"source_groups": [
-  {"id": "other", "priority": 1, "sources": {"cidrs": ["10.0.0.0/8"]}, "rules": [
-    {"id": "x", "action": "allow", "match": {"dns_hostname": "*.example.com"}}]},
-  {"id": "lab", "priority": 2, "sources": {"cidrs": ["127.0.0.0/8"]}, "rules": [
-    {"id": "no-evil", "action": "deny", "match": {"dns_hostname": "evil.bench.test"}},
-    {"id": "zone", "action": "allow", "match": {"dns_hostname": "*.bench.test", "proto": "tcp", "dst_ports": [443]}}
-  ]}
-]}}
-"""
-
 /// A running proxy and the kernel's id of its one UDP thread.
 struct RunningProxy {
     let server: DNSProxyServer
@@ -200,8 +189,7 @@ func startProxy(cache: Bool, learnedEntries: Int = max(names * 2, 1024)) async t
     configuration.udpThreads = 1
     configuration.learned.maxEntries = learnedEntries
     let proxy = DNSProxy(configuration: configuration)
-    let request = try PolicyParser.parseRequest(jsonBytes: Array(policyJSON.utf8)).value
-    proxy.setPolicy(DNSPolicy(policyID: "bench", mode: request.mode, config: request.policy))
+    proxy.setPolicy(try benchDNSPolicy())
     let server = try await DNSProxyServer.start(proxy: proxy)
     var thread: pid_t? = nil
     for _ in 0..<100 where thread == nil {
