@@ -7,9 +7,8 @@
 //     ▼                                                     │ table = current            (one atomic load)
 //   current table ── in place: new keys, expiry updates     │ probe; state > now?        (coarse clock)
 //     └─ 3/8 full or mostly dead: fill a new table beside   │ readers -= 1
-//        it, a few hundred keys per write (changes go to    │
-//        both), publish it with one atomic store, retire ───┘
-//        the old
+//        it, 64 key slots per write (changes go to both),   │
+//        publish it with one atomic store, retire the old ──┘
 //   retired tables are freed once the writer sees readers == 0 after the swap
 //
 // Reclamation: a reader increments `readers` before loading the table pointer and decrements it after
@@ -165,11 +164,11 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
         return (UInt64(clamped) + UInt64(configuration.graceSeconds)) * 1000
     }
 
-    /// Binds `addresses` (each with its chain TTL) of `hostname` to the rule that allowed it. An address
-    /// already bound keeps the later of its old and new expiry.
     /// A binding is refreshed only when an answer extends it by more than this (docs/dns.md, Learning).
     static let refreshSlackMilliseconds: UInt64 = 1_000
 
+    /// Binds `addresses` (each with its chain TTL) of `hostname` to the rule that allowed it. An address
+    /// already bound keeps the later of its old and new expiry.
     public func learn(hostname: String, group: Int, rule: Int, groupID: String, ruleID: String,
                       addresses: [(address: IPAddress, ttl: UInt32)]) {
         guard !addresses.isEmpty else { return }

@@ -8,8 +8,9 @@
 // (LearnedAddressSet, under its mutex) fills a key and then stores the state with release ordering, so a
 // reader that loads a non-zero state with acquire ordering sees the whole key. Keys never change once
 // published and a slot never becomes empty again, which is what lets readers probe without locks while
-// the writer inserts and extends or withdraws expiries in place. When the table fills past half, the
-// writer builds a fresh one and swaps it in (LearnedAddressSet.swift says how the old one is reclaimed).
+// the writer inserts and extends or withdraws expiries in place. Before the table fills past half (it
+// refuses keys beyond that), the writer fills a fresh one and swaps it in (LearnedAddressSet.swift says
+// how, and how the old one is reclaimed).
 import Atomics
 import Glibc
 import SluicePolicy
