@@ -118,8 +118,11 @@ struct LearnedAddressTable {
         return LearnedAddressTable(base)
     }
 
+    /// The size of its mapping.
+    var mappedBytes: Int { Self.byteCount(capacity: capacity) }
+
     func deallocate() {
-        munmap(base, Self.byteCount(capacity: capacity))
+        munmap(base, mappedBytes)
     }
 
     @inline(__always)
