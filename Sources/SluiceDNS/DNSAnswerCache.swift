@@ -106,14 +106,14 @@ public final class DNSAnswerCache: Sendable {
 
     /// The cached answer to `question` with every TTL lowered by the time it spent here, or nil.
     public func lookup(_ question: DNSQuestion, now: UInt64) -> DNSMessage? {
-        hit(question, now: now)?.agedMessage
+        hit(Key(question), now: now)?.agedMessage
     }
 
-    /// The cached answer to `question`, or nil (not cached, or expired: then it is dropped). One lock
-    /// and one hash for hit and miss alike; the first hit makes the entry's template.
-    func hit(_ question: DNSQuestion, now: UInt64) -> Hit? {
-        let key = Key(question)
-        return state.withLock { state -> Hit? in
+    /// The cached answer to the question `key`, or nil (not cached, or expired: then it is dropped). One
+    /// lock and one lookup for hit and miss alike; the first hit makes the entry's template. The proxy
+    /// keeps the key of a miss for `store`, so a forwarded question is hashed once.
+    func hit(_ key: Key, now: UInt64) -> Hit? {
+        state.withLock { state -> Hit? in
             guard let entry = state.entries[key] else { return nil }
             guard entry.expiresAt > now else {
                 state.entries[key] = nil
@@ -167,16 +167,23 @@ public final class DNSAnswerCache: Sendable {
 
     /// Keeps `response` for the answer to `question` when it is cacheable.
     public func store(_ response: DNSMessage, for question: DNSQuestion, now: UInt64) {
-        let bytes = response.serialized()
-        guard let scan = DNSWireScan(bytes) else { return }
-        store(bytes, scan: scan, for: question, now: now)
+        store(response, key: Key(question), now: now)
     }
 
     /// Keeps the response `bytes` (scanned as `scan`) for the answer to `question` when it is cacheable.
     public func store(_ bytes: [UInt8], scan: DNSWireScan, for question: DNSQuestion, now: UInt64) {
+        store(bytes, scan: scan, key: Key(question), now: now)
+    }
+
+    func store(_ response: DNSMessage, key: Key, now: UInt64) {
+        let bytes = response.serialized()
+        guard let scan = DNSWireScan(bytes) else { return }
+        store(bytes, scan: scan, key: key, now: now)
+    }
+
+    func store(_ bytes: [UInt8], scan: DNSWireScan, key: Key, now: UInt64) {
         guard configuration.maxEntries > 0, bytes.count <= configuration.maxBytes,
               let ttl = cacheTTL(of: bytes, scan: scan) else { return }
-        let key = Key(question)
         state.withLock { state in
             state.sequence += 1
             let entry = Entry(wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000, sequence: state.sequence)

@@ -155,7 +155,8 @@ public final class DNSProxy: Sendable {
     /// decision (a dozen reference counts). Immutable, so it may travel to a TCP retry task and back.
     package final class ForwardRequest: Sendable {
         let query: DNSMessage
-        let question: DNSQuestion
+        /// The question as the cache's key (hashed once, at the lookup that missed).
+        let cacheKey: DNSAnswerCache.Key
         let decision: DNSDecision
         let policy: DNSPolicy
         let name: String
@@ -164,10 +165,10 @@ public final class DNSProxy: Sendable {
         let outgoing: DNSMessage
         let outgoingBytes: [UInt8]
 
-        init(query: DNSMessage, question: DNSQuestion, decision: DNSDecision, policy: DNSPolicy, name: String,
+        init(query: DNSMessage, cacheKey: DNSAnswerCache.Key, decision: DNSDecision, policy: DNSPolicy, name: String,
              limit: Int, outgoing: DNSMessage, outgoingBytes: [UInt8]) {
             self.query = query
-            self.question = question
+            self.cacheKey = cacheKey
             self.decision = decision
             self.policy = policy
             self.name = name
@@ -226,7 +227,8 @@ public final class DNSProxy: Sendable {
         if decision.verdict.decision == .deny { counters.increment(.audited) }
 
         let now = learned.now()
-        if let hit = cache.hit(question, now: now) {
+        let cacheKey = DNSAnswerCache.Key(question)
+        if let hit = cache.hit(cacheKey, now: now) {
             counters.increment(.cacheHits)
             // The fast hit: the stored wire form with this client's id, flags, question and EDNS patched in.
             if let template = hit.template, let reply = template.reply(
@@ -259,7 +261,7 @@ public final class DNSProxy: Sendable {
         let outgoingBytes = Self.upstreamQueryBytes(bytes, id: outgoing.header.id, udpPayloadSize: outgoing.edns?
             .udpPayloadSize) ?? outgoing.serialized(compressNames: true)
         return .forward(ForwardRequest(
-            query: query, question: question, decision: decision, policy: policy, name: name, limit: limit,
+            query: query, cacheKey: cacheKey, decision: decision, policy: policy, name: name, limit: limit,
             outgoing: outgoing, outgoingBytes: outgoingBytes))
     }
 
@@ -305,7 +307,7 @@ public final class DNSProxy: Sendable {
     func complete(_ request: ForwardRequest, wire bytes: [UInt8], scan: DNSWireScan) -> [UInt8] {
         let query = request.query
         let code = scan.responseCode
-        cache.store(bytes, scan: scan, for: request.question, now: learned.now())
+        cache.store(bytes, scan: scan, key: request.cacheKey, now: learned.now())
         if code == .nameError { counters.increment(.nxdomainUpstream) }
         if let (group, rule) = request.decision.allowingRule, code == .noError {
             var addresses: [(address: IPAddress, ttl: UInt32)] = []
@@ -342,7 +344,7 @@ public final class DNSProxy: Sendable {
             counters.increment(.servfail)
             return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
         }
-        cache.store(reply, for: request.question, now: learned.now())
+        cache.store(reply, key: request.cacheKey, now: learned.now())
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
         teach(reply, decision: request.decision, policy: request.policy, hostname: request.name)
         // The upstream's bytes carry our question as the client wrote it (the outgoing query is a copy);
