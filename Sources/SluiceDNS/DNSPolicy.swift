@@ -60,16 +60,11 @@ public final class DNSPolicy: Sendable {
 
     /// Where a binding learned under an earlier policy belongs now: the indices of rule `ruleID` of group
     /// `groupID` when, in this policy, it is still the rule that decides `name` for that group's sources
-    /// and it allows it. The group's rules are walked as `evaluateDNS` walks them.
+    /// and it allows it.
     public func rebinding(hostname name: String, groupID: String, ruleID: String) -> (group: Int, rule: Int)? {
-        guard mode != .disabled, let group = groupIndex[groupID] else { return nil }
-        let config = evaluator.policy.sourceGroups[group]
-        for index in PolicyOrder.sorted(config.rules.map(\.priority)) {
-            let rule = config.rules[index]
-            guard let pattern = rule.match.dnsHostname, pattern.matches(name) else { continue }
-            if rule.mode == .audit { continue }
-            return rule.id == ruleID && rule.action == .allow ? (group, index) : nil
-        }
-        return nil
+        guard mode != .disabled, let group = groupIndex[groupID],
+              let rule = evaluator.decidingDNSRule(group: group, name: name), rule.id == ruleID, rule.action == .allow
+        else { return nil }
+        return (group, rule.index)
     }
 }

@@ -158,19 +158,17 @@ public final class DNSProxy: Sendable {
         /// The question as the cache's key (hashed once, at the lookup that missed).
         let cacheKey: DNSAnswerCache.Key
         let decision: DNSDecision
-        let policy: DNSPolicy
         let name: String
         let limit: Int
         /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
         let outgoing: DNSMessage
         let outgoingBytes: [UInt8]
 
-        init(query: DNSMessage, cacheKey: DNSAnswerCache.Key, decision: DNSDecision, policy: DNSPolicy, name: String,
+        init(query: DNSMessage, cacheKey: DNSAnswerCache.Key, decision: DNSDecision, name: String,
              limit: Int, outgoing: DNSMessage, outgoingBytes: [UInt8]) {
             self.query = query
             self.cacheKey = cacheKey
             self.decision = decision
-            self.policy = policy
             self.name = name
             self.limit = limit
             self.outgoing = outgoing
@@ -181,7 +179,7 @@ public final class DNSProxy: Sendable {
     /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
     /// (the UDP thread that read the query), so deny and hit answers never hop to another thread.
     /// `upstreamID`: the id of the upstream leg; nil draws a random one (the UDP threads pass 0: their pool
-    /// sets its own).
+    /// sets its own, and so does their TCP retry).
     package func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
         let query: DNSMessage
         do {
@@ -228,27 +226,10 @@ public final class DNSProxy: Sendable {
 
         let now = learned.now()
         let cacheKey = DNSAnswerCache.Key(question)
-        if let hit = cache.hit(cacheKey, now: now) {
+        if let hit = cache.hit(cacheKey, now: now),
+           let reply = answer(from: hit, to: query, bytes: bytes, decision: decision, hostname: name, limit: limit) {
             counters.increment(.cacheHits)
-            // The fast hit: the stored wire form with this client's id, flags, question and EDNS patched in.
-            if let template = hit.template, let reply = template.reply(
-                to: bytes, header: query.header, questionLength: question.name.wireBytes.count, edns: query.edns,
-                age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
-                let age = hit.age
-                if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
-                if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
-                    learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) },
-                          group: allowing.group, rule: allowing.rule, decision: decision, hostname: name)
-                }
-                return .reply(reply)
-            }
-            // No template, or too big for the client's buffer: built from the message (truncated if need be).
-            if let cached = hit.agedMessage {
-                let reply = cachedReply(cached, to: query)
-                if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
-                teach(reply, decision: decision, policy: policy, hostname: name)
-                return .reply(reply.serialized(maxSize: limit))
-            }
+            return .reply(reply)
         }
         counters.increment(.cacheMisses)
         var outgoing = query
@@ -261,8 +242,32 @@ public final class DNSProxy: Sendable {
         let outgoingBytes = Self.upstreamQueryBytes(bytes, id: outgoing.header.id, udpPayloadSize: outgoing.edns?
             .udpPayloadSize) ?? outgoing.serialized(compressNames: true)
         return .forward(ForwardRequest(
-            query: query, cacheKey: cacheKey, decision: decision, policy: policy, name: name, limit: limit,
+            query: query, cacheKey: cacheKey, decision: decision, name: name, limit: limit,
             outgoing: outgoing, outgoingBytes: outgoingBytes))
+    }
+
+    /// The reply to `query` (its wire form `bytes`) from a cached answer, which teaches the learned set as a
+    /// fresh one would. The fast way: the stored wire form with this client's id, flags, question and EDNS
+    /// patched in; otherwise (no template, or too big for the client's buffer) built from the message,
+    /// truncated if need be. Nil only if the stored bytes no longer parse (they were scanned when stored).
+    private func answer(from hit: DNSAnswerCache.Hit, to query: DNSMessage, bytes: [UInt8], decision: DNSDecision,
+                        hostname name: String, limit: Int) -> [UInt8]? {
+        if let template = hit.template, let reply = template.reply(
+            to: bytes, header: query.header, questionLength: query.questions[0].name.wireBytes.count, edns: query.edns,
+            age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
+            let age = hit.age
+            if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
+            if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
+                learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) },
+                      group: allowing.group, rule: allowing.rule, decision: decision, hostname: name)
+            }
+            return reply
+        }
+        guard let cached = hit.agedMessage else { return nil }
+        let reply = cachedReply(cached, to: query)
+        if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
+        teach(reply, decision: decision, hostname: name)
+        return reply.serialized(maxSize: limit)
     }
 
     /// The client's query bytes for the upstream leg: `id` and, in the OPT record, our UDP payload size
@@ -346,7 +351,7 @@ public final class DNSProxy: Sendable {
         }
         cache.store(reply, key: request.cacheKey, now: learned.now())
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
-        teach(reply, decision: request.decision, policy: request.policy, hostname: request.name)
+        teach(reply, decision: request.decision, hostname: request.name)
         // The upstream's bytes carry our question as the client wrote it (the outgoing query is a copy);
         // they pass as they are when the client's OPT presence matches and they fit its buffer.
         if var bytes = upstreamBytes, bytes.count >= 12, bytes.count <= request.limit,
@@ -374,7 +379,7 @@ public final class DNSProxy: Sendable {
     }
 
     /// Binds the answer's addresses (through CNAMEs, each for its chain TTL) to the allowing rule.
-    private func teach(_ reply: DNSMessage, decision: DNSDecision, policy: DNSPolicy, hostname: String) {
+    private func teach(_ reply: DNSMessage, decision: DNSDecision, hostname: String) {
         guard let (group, rule) = decision.allowingRule, reply.responseCode == .noError,
               case .success(let resolution) = reply.resolveAddresses() else { return }
         var addresses: [(address: IPAddress, ttl: UInt32)] = []

@@ -1,5 +1,5 @@
-// The DNS proxy's counters and upstream latency histogram: relaxed atomics bumped by query tasks on any
-// thread, read as one snapshot for `/api/v1/stats` and `/metrics`. Relaxed is enough: each counter is
+// The DNS proxy's counters and upstream latency histogram: relaxed atomics bumped by the UDP threads and
+// the TCP query tasks, read as one snapshot for `/api/v1/stats` and `/metrics`. Relaxed is enough: each counter is
 // independent and a snapshot is only ever "roughly now".
 import Atomics
 

@@ -2,8 +2,7 @@
 // other threads by SO_REUSEPORT, so the kernel spreads clients over them), its upstream pool, and an
 // epoll loop over both. A readable listener is drained in batches of `DatagramInbox.capacity`; each query
 // is parsed, judged and, when denied or cached, answered right there, else forwarded on the pool; replies
-// and forwarded queries collect in the outbox and leave together (one sendmmsg per socket) before the loop
-// waits again. Replies from upstream come back on the same thread. The only cross-thread traffic is the
+// and forwarded queries collect in the outbox and leave after each batch (one sendmmsg per socket). Replies from upstream come back on the same thread. The only cross-thread traffic is the
 // rare TCP retry of a truncated answer (a task on SwiftNIO, its result posted back through the mailbox) and
 // the stop request.
 //
@@ -109,12 +108,11 @@ final class DNSUDPLoop {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         if epoll < 0 { throw IOError(errnoCode: errno, reason: "epoll_create1") }
         pool = DNSUpstreamPool(loop: self, proxy: proxy)
+        // Every property is set by now, so a throw below still runs deinit, which closes `epoll`.
         guard watch(mailbox.wakeDescriptor, token: Self.wakeToken) else {
-            Glibc.close(epoll)
             throw IOError(errnoCode: errno, reason: "epoll_ctl(eventfd)")
         }
         for (index, fd) in listeners.enumerated() where !watch(fd, token: Self.listenerTag | UInt64(index)) {
-            Glibc.close(epoll)
             throw IOError(errnoCode: errno, reason: "epoll_ctl(listener)")
         }
     }
@@ -149,9 +147,10 @@ final class DNSUDPLoop {
                 }
             }
             flush()
-            if CoarseClock.nowMilliseconds() >= nextSweep {
-                pool.sweep(now: CoarseClock.nowMilliseconds())
-                nextSweep = CoarseClock.nowMilliseconds() + Self.sweepMilliseconds
+            let afterBatch = CoarseClock.nowMilliseconds()
+            if afterBatch >= nextSweep {
+                pool.sweep(now: afterBatch)
+                nextSweep = afterBatch + Self.sweepMilliseconds
                 flush()
             }
         }
@@ -203,12 +202,19 @@ final class DNSUDPLoop {
         let tcp = proxy.upstream
         let server = proxy.configuration.upstreams[index]
         let timeout = proxy.configuration.upstreamTimeout
+        // The request's bytes carry id 0 (the pool patches its own into each datagram): this leg gets a
+        // random one too.
+        let id = UInt16.random(in: 0...UInt16.max)
+        var bytes = entry.request.outgoingBytes
+        bytes[0] = UInt8(id >> 8)
+        bytes[1] = UInt8(truncatingIfNeeded: id)
+        var expected = entry.request.outgoing
+        expected.header.id = id
         Task {
             var reply: DNSMessage? = nil
             var timedOut = false
             do {
-                reply = try await tcp.exchangeTCP(entry.request.outgoingBytes, expecting: entry.request.outgoing,
-                                                  server: server, timeout: timeout)
+                reply = try await tcp.exchangeTCP(bytes, expecting: expected, server: server, timeout: timeout)
             } catch {
                 timedOut = error as? DNSUpstreamError == .timeout
             }

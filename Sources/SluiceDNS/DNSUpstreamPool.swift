@@ -30,7 +30,7 @@ final class DNSUpstreamPool {
         /// Its question is what the reply must repeat (`outgoingBytes`; the id is the pending key).
         let request: DNSProxy.ForwardRequest
         let client: DNSClient
-        /// When the first upstream was asked (for the latency histogram).
+        /// When this upstream was asked (the latency histogram times each exchange, as the TCP path does).
         let started: UInt64
         let serial: UInt32
     }
@@ -60,8 +60,7 @@ final class DNSUpstreamPool {
     /// Asks the upstreams in order, from `index`: an error rcode, a timeout or a failure moves on to the
     /// next; TC is retried over TCP on the same upstream. The loop's `finish` gets the first usable reply,
     /// or nil when all failed.
-    func forward(_ request: DNSProxy.ForwardRequest, client: DNSClient, from index: Int = 0,
-                 started: UInt64 = CoarseClock.preciseMicroseconds()) {
+    func forward(_ request: DNSProxy.ForwardRequest, client: DNSClient, from index: Int = 0) {
         guard index < proxy.configuration.upstreams.count, !isClosed else {
             loop.finish(request, client: client, reply: nil)
             return
@@ -69,12 +68,13 @@ final class DNSUpstreamPool {
         proxy.counters.increment(.upstreamQueries)
         guard let socket = pick(upstream: index) else {
             proxy.counters.increment(.upstreamErrors)
-            forward(request, client: client, from: index + 1, started: started)
+            forward(request, client: client, from: index + 1)
             return
         }
         var id = ids.next()
         while socket.pending[id] != nil { id = ids.next() }
-        socket.track(id: id, Pending(request: request, client: client, started: started, serial: socket.nextSerial()),
+        socket.track(id: id, Pending(request: request, client: client, started: CoarseClock.preciseMicroseconds(),
+                                     serial: socket.nextSerial()),
                      deadline: CoarseClock.nowMilliseconds() + timeoutMilliseconds)
         socket.sent += 1
         // Straight into the send arena, our id patched over the client's.
@@ -113,11 +113,11 @@ final class DNSUpstreamPool {
             (code, reply) = (message.responseCode, .message(message))
         case .timeout:
             counters.increment(.upstreamTimeouts)
-            forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+            forward(entry.request, client: entry.client, from: index + 1)
             return
         case .failed:
             counters.increment(.upstreamErrors)
-            forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+            forward(entry.request, client: entry.client, from: index + 1)
             return
         }
         if code == .noError || code == .nameError {
@@ -125,7 +125,7 @@ final class DNSUpstreamPool {
             loop.finish(entry.request, client: entry.client, reply: reply)
         } else {
             counters.increment(.upstreamErrors)  // SERVFAIL, REFUSED, ...: the next may do better
-            forward(entry.request, client: entry.client, from: index + 1, started: entry.started)
+            forward(entry.request, client: entry.client, from: index + 1)
         }
     }
 
@@ -184,13 +184,13 @@ final class DNSUpstreamPool {
         }
     }
 
-    /// The next socket for `upstream` (round robin over the slots), replacing retired or broken ones; nil
+    /// The next socket for `upstream` (round robin over the slots), replacing worn-out ones; nil
     /// when a new socket cannot be made (no route, descriptors exhausted).
     private func pick(upstream index: Int) -> PooledSocket? {
         let slots = sockets[index].count
         let slot = nextSlot % slots
         nextSlot &+= 1
-        if let socket = sockets[index][slot], !socket.broken, socket.sent < proxy.configuration.upstreamSocketReuse {
+        if let socket = sockets[index][slot], socket.sent < proxy.configuration.upstreamSocketReuse {
             return socket
         }
         if let old = sockets[index][slot] {
@@ -209,10 +209,10 @@ final class DNSUpstreamPool {
         return socket
     }
 
-    /// Fails every query outstanding on `socket` over to the next upstream; the socket is replaced on
-    /// next use.
+    /// Fails every query outstanding on `socket` over to the next upstream and closes it; its slot gets a
+    /// new socket on next use.
     private func fail(_ socket: PooledSocket) {
-        socket.broken = true
+        socket.retiring = true
         let entries = Array(socket.pending.values)
         socket.clear()
         for entry in entries { settle(entry, upstream: socket.upstream, .failed) }
@@ -220,15 +220,15 @@ final class DNSUpstreamPool {
     }
 
     private func closeIfDrained(_ socket: PooledSocket) {
-        guard socket.retiring || socket.broken || isClosed, socket.pending.isEmpty, !socket.closed else { return }
+        guard socket.retiring || isClosed, socket.pending.isEmpty, !socket.closed else { return }
         socket.closed = true
         byDescriptor[socket.fd] = nil
         for row in sockets.indices {
             for slot in sockets[row].indices where sockets[row][slot] === socket { sockets[row][slot] = nil }
         }
-        // Datagrams still queued for this descriptor leave first: once closed, its number may be reused by
-        // the next socket of this very iteration.
-        loop.outbox.flush()
+        // Anything still queued for it belongs to queries already settled (a drained socket has none left
+        // waiting); dropped, with its unreported send failures, before the number can go to a new socket.
+        loop.outbox.discard(fd: socket.fd)
         Glibc.close(socket.fd)  // also leaves the epoll set
     }
 
@@ -258,10 +258,8 @@ final class PooledSocket {
     let upstream: Int
     var pending: [UInt16: DNSUpstreamPool.Pending] = [:]
     var sent = 0
-    /// Takes no new queries; closes once `pending` is empty.
+    /// Takes no new queries (worn out, or a send or receive failed); closes once `pending` is empty.
     var retiring = false
-    /// A send or receive failed: replaced on next use.
-    var broken = false
     var closed = false
     /// Deadlines in sending order (so they are sorted): (id, serial, CoarseClock ms).
     private var deadlines: [(id: UInt16, serial: UInt32, deadline: UInt64)] = []

@@ -59,14 +59,13 @@ final class DatagramInbox {
     /// stays far below: clients' queries are small, and upstreams answer within our EDNS size.
     static let slotSize = 4096
     /// Datagrams per system call.
-    let capacity: Int
+    let capacity = 32
     private let headers: UnsafeMutablePointer<sluice_mmsghdr>
     private let vectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let buffer: UnsafeMutableRawPointer
 
-    init(capacity: Int = 32) {
-        self.capacity = capacity
+    init() {
         headers = .allocate(capacity: capacity)
         vectors = .allocate(capacity: capacity)
         names = .allocate(capacity: capacity)
@@ -74,6 +73,11 @@ final class DatagramInbox {
         for index in 0..<capacity {
             vectors[index] = iovec(iov_base: buffer + index * Self.slotSize, iov_len: Self.slotSize)
             names[index] = sockaddr_in6()
+            headers[index] = sluice_mmsghdr(
+                msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(names + index), msg_namelen: 0,
+                                msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                                msg_flags: 0),
+                msg_len: 0)
         }
     }
 
@@ -88,13 +92,9 @@ final class DatagramInbox {
     /// waiting), or a negative errno.
     func receive(from fd: Int32) -> Int {
         for index in 0..<capacity {
-            // The kernel overwrites the name length and flags; the rest stays as set up.
-            headers[index] = sluice_mmsghdr(
-                msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(names + index),
-                                msg_namelen: socklen_t(MemoryLayout<sockaddr_in6>.size),
-                                msg_iov: vectors + index, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
-                                msg_flags: 0),
-                msg_len: 0)
+            // The kernel overwrites the name length (and the flags and length): the room for an address is
+            // given again; everything else stays as `init` set it up.
+            headers[index].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
         }
         while true {
             let count = sluice_recvmmsg(fd, headers, UInt32(capacity), Int32(MSG_DONTWAIT))
@@ -190,6 +190,14 @@ final class DatagramOutbox {
         if !fds.contains(fd) { fds.append(fd) }
         entries.append(Entry(fd: fd, offset: used, length: count, peer: peer))
         used += count
+    }
+
+    /// Forgets what is queued for `fd`, and its failures not yet taken: the descriptor is about to be
+    /// closed, and its number may be handed to the next socket opened, which must not inherit either.
+    func discard(fd: Int32) {
+        entries.removeAll { $0.fd == fd }
+        fds.removeAll { $0 == fd }
+        failures.removeAll { $0.fd == fd }
     }
 
     /// Sends everything queued: one sendmmsg per socket (more when the kernel takes part of a batch).

@@ -315,8 +315,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
             let crowded = occupied * 8 >= capacity * 3
             let mostlyDead = occupied > 64 && state.bindings.keyCount * 4 < occupied
             guard crowded || mostlyDead else { return }
-            let size = max(1024, (state.bindings.keyCount + 1) * 4)
-            state.next = (LearnedAddressTable.allocate(capacity: size), 0)
+            state.next = (newTable(state), 0)
         }
         migrate(&state, now: now, steps: Self.migrationSteps)
     }
@@ -329,6 +328,8 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
         for index in start..<end {
             guard let (key, latest) = state.bindings.key(at: index), latest > now else { continue }
             if !table.set(key, state: latest) {
+                // More keys arrived than it was sized for: a table sized for them now, filled at once (it
+                // takes the live keys with room to spare, so this cannot recur).
                 table.deallocate()
                 state.next = nil
                 rebuild(&state, now: now)
@@ -356,19 +357,19 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
         reclaim(&state)
     }
 
-    /// Builds a table holding the live keys with room to grow at once, publishes it and retires the old
-    /// one (a policy change; or the fallback when a migration could not keep up).
+    /// A table for the live keys with room to grow: four slots per key (the table refuses keys past half
+    /// and starts its successor at three-eighths), and at least 1,024, so a migration of a small set is
+    /// not overtaken by the keys that arrive while it runs.
+    private func newTable(_ state: borrowing WriterState) -> LearnedAddressTable {
+        LearnedAddressTable.allocate(capacity: max(1024, (state.bindings.keyCount + 1) * 4))
+    }
+
+    /// Replaces the table at once (a policy change; or the fallback when a migration could not keep up):
+    /// a migration finished in one go.
     private func rebuild(_ state: inout WriterState, now: UInt64) {
-        if let next = state.next {
-            next.table.deallocate()
-            state.next = nil
-        }
-        let live = state.bindings.keyCount
-        let table = LearnedAddressTable.allocate(capacity: max(64, (live + 1) * 4))
-        state.bindings.forEachKey { key, latest in
-            if latest > now { _ = table.set(key, state: latest) }
-        }
-        install(&state, table)
+        state.next?.table.deallocate()
+        state.next = (newTable(state), 0)
+        migrate(&state, now: now, steps: Int.max)
     }
 
     /// Publishes `table` to readers and retires the one they used.

@@ -69,7 +69,7 @@ struct LearnedBindings {
     private var order = CircularBuffer<(binding: Int32, sequence: UInt64)>()
     private var sequence: UInt64 = 0
     /// Bindings held.
-    private(set) var count = 0
+    var count: Int { bindings.count - freeBindings.count }
     /// No binding expires before this. A lower bound: removals leave it low, `expired(now:)` makes it
     /// exact. A purge before it would find nothing, and a purge walks every binding.
     private(set) var earliestExpiry = UInt64.max
@@ -133,7 +133,6 @@ struct LearnedBindings {
         let binding = bindings[Int(index)]
         bindings[Int(index)].sequence = 0
         freeBindings.append(index)
-        count -= 1
 
         let name = Int(binding.name)
         if binding.previousInName != Self.none {
@@ -230,11 +229,6 @@ struct LearnedBindings {
         keys[index].first == Self.none ? nil : (keys[index].key, keys[index].latest)
     }
 
-    /// Each key with a binding, and the latest expiry among them.
-    func forEachKey(_ body: (LearnedKey, UInt64) -> Void) {
-        for slot in keys where slot.first != Self.none { body(slot.key, slot.latest) }
-    }
-
     /// Every binding held, in learning order: its hostname, key, expiry and label.
     func all() -> [(name: String, key: LearnedKey, expiry: UInt64, label: Label)] {
         bindings.indices.filter { bindings[$0].sequence != 0 }
@@ -278,7 +272,6 @@ struct LearnedBindings {
         names[Int(binding.name)].first = index
         if binding.nextInKey != Self.none { bindings[Int(binding.nextInKey)].previousInKey = index }
         keys[Int(binding.key)].first = index
-        count += 1
         return index
     }
 }

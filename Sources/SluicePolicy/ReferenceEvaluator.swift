@@ -235,16 +235,29 @@ public struct ReferenceEvaluator: Sendable {
             return (finish(.deny, .noGroup, nil, nil, []), nil, nil)
         }
         let group = policy.sourceGroups[groupIndex]
-        let normal = HostnamePattern.normalize(name)
         var findings: [Finding] = []
-        for rule in dnsRules[groupIndex] where rule.pattern.matches(normalized: normal) {
-            if rule.audit {
-                if rule.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: rule.id, enforced: false)) }
-                continue
-            }
-            return (finish(rule.action, .rule, group, rule.id, findings), groupIndex, rule.index)
+        let deciding = firstEnforcedDNSRule(groupIndex, HostnamePattern.normalize(name)) { audited in
+            if audited.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: audited.id, enforced: false)) }
         }
+        if let deciding { return (finish(deciding.action, .rule, group, deciding.id, findings), groupIndex, deciding.index) }
         return (finish(.deny, .dnsNoRule, group, nil, findings), groupIndex, nil)
+    }
+
+    /// The rule that decides a query for `name` among the rules of group `groupIndex` (document index):
+    /// its first enforce-mode `dns_hostname` rule matching the name, as `evaluateDNS` walks them; nil when
+    /// none matches. (The DNS proxy re-binds learned addresses by it after a policy change.)
+    public func decidingDNSRule(group groupIndex: Int, name: String) -> (index: Int, id: String, action: PolicyAction)? {
+        firstEnforcedDNSRule(groupIndex, HostnamePattern.normalize(name)).map { ($0.index, $0.id, $0.action) }
+    }
+
+    /// Walks the group's `dns_hostname` rules for a normalized name: matching audit-mode rules go to
+    /// `audited` and are passed over; the first matching enforce-mode rule is returned.
+    func firstEnforcedDNSRule(_ groupIndex: Int, _ normal: String, audited: (DNSRule) -> Void = { _ in }) -> DNSRule? {
+        for rule in dnsRules[groupIndex] where rule.pattern.matches(normalized: normal) {
+            if !rule.audit { return rule }
+            audited(rule)
+        }
+        return nil
     }
 
     static let disabledVerdict = Verdict(verdict: .deny, decision: .deny, decidedBy: .disabled, sourceGroup: nil,

@@ -1,5 +1,5 @@
 // The proxy's fast paths: cache hits patched into stored wire bytes (the same reply the slow path
-// builds: client's id, flags, question case, aged TTLs, EDNS only when asked), and the event loop's
+// builds: client's id, flags, question case, aged TTLs, EDNS only when asked), and the UDP thread's
 // pool of long-lived upstream sockets (ids multiplexed on one socket, forged replies ignored and
 // counted, sockets retired onto new ports after `upstreamSocketReuse` queries). The pool test runs
 // against a scripted upstream on 127.0.0.1 that answers as told, so nothing leaves the machine.

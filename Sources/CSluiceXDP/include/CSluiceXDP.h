@@ -2,9 +2,9 @@
  * CSluiceXDP: what SluiceDataplane needs from C. libbpf (object loading, maps, links) and
  * libxdp's xsk.h (UMEM and AF_XDP sockets; its ring helpers are static inline, and Swift
  * calls them directly through the Clang importer, with their acquire/release barriers), the
- * map layouts shared with the XDP program, and sluice_* functions for what Swift cannot
- * import: CPU_SET/CPU_ZERO are macros, pthread_setaffinity_np and sched_getcpu need
- * _GNU_SOURCE before the system headers.
+ * map layouts shared with the XDP program, and sluice_* functions for libbpf and libxdp
+ * calls Swift cannot make itself (out-parameter structs, the memlock limit). Thread pinning,
+ * naming and nice moved to CSluiceSystem, which needs no libbpf.
  */
 #ifndef CSLUICEXDP_H
 #define CSLUICEXDP_H
