@@ -38,6 +38,7 @@ public final class DNSAnswerCache: Sendable {
     typealias Key = Prehashed<DNSQuestion>
 
     struct Entry {
+        var key: Key
         /// The upstream response as received (any id, its OPT record still in).
         var wire: [UInt8]
         /// The wire form for fast hits, made at the first hit.
@@ -47,15 +48,32 @@ public final class DNSAnswerCache: Sendable {
         var sequence: UInt64
     }
 
+    /// The entries: slots of an array (nil: free, listed in `free`) found through a SlotIndex by their
+    /// questions' hashes.
     struct State {
-        var entries: [Key: Entry] = [:]
-        /// Insertion order, oldest first; an entry whose sequence no longer matches was stored again.
-        /// A ring: eviction pops one entry at a time (cutting consumed entries off an array's front
-        /// released thousands of keys at once, a pause of a millisecond every 10,000 stores).
-        var order = CircularBuffer<(key: Key, sequence: UInt64)>()
+        var entries: [Entry?] = []
+        var free: [Int32] = []
+        var index = SlotIndex()
+        /// Insertion order, oldest first; an entry whose slot's sequence no longer matches was stored
+        /// again or removed. A ring: eviction pops one entry at a time (cutting consumed entries off an
+        /// array's front released thousands of keys at once, a pause of a millisecond every 10,000 stores).
+        var order = CircularBuffer<(slot: Int32, sequence: UInt64)>()
         var sequence: UInt64 = 0
         var bytes = 0
         var evicted: UInt64 = 0
+
+        /// The slot holding `key`, or nil and the index bucket where it would go.
+        func find(_ key: Key) -> (slot: Int32?, bucket: Int) {
+            index.find(key.hash) { entries[Int($0)]?.key == key }
+        }
+
+        /// Frees slot `slot` (which holds an entry).
+        mutating func remove(_ slot: Int32) {
+            guard let entry = entries[Int(slot)].take() else { return }
+            index.remove(slot, hash: entry.key.hash)
+            bytes -= entry.wire.count
+            free.append(slot)
+        }
     }
 
     enum TemplateState {
@@ -99,7 +117,7 @@ public final class DNSAnswerCache: Sendable {
     }
 
     /// Answers held now (expired ones until they are looked up or evicted).
-    public var count: Int { state.withLock { $0.entries.count } }
+    public var count: Int { state.withLock { $0.index.count } }
 
     /// Answers evicted because the cache was full.
     public var evicted: UInt64 { state.withLock { $0.evicted } }
@@ -114,10 +132,9 @@ public final class DNSAnswerCache: Sendable {
     /// keeps the key of a miss for `store`, so a forwarded question is hashed once.
     func hit(_ key: Key, now: UInt64) -> Hit? {
         state.withLock { state -> Hit? in
-            guard let entry = state.entries[key] else { return nil }
+            guard let slot = state.find(key).slot, let entry = state.entries[Int(slot)] else { return nil }
             guard entry.expiresAt > now else {
-                state.entries[key] = nil
-                state.bytes -= entry.wire.count
+                state.remove(slot)
                 return nil
             }
             let age = UInt32(min((now - entry.storedAt) / 1000, UInt64(UInt32.max)))
@@ -127,7 +144,7 @@ public final class DNSAnswerCache: Sendable {
             case .none: template = nil
             case .unmade:
                 template = Self.message(entry.wire).flatMap { DNSReplyTemplate($0) }
-                state.entries[key]?.template = template.map { .made($0) } ?? .none
+                state.entries[Int(slot)]?.template = template.map { .made($0) } ?? .none
             }
             return Hit(wire: entry.wire, template: template, age: age)
         }
@@ -186,23 +203,37 @@ public final class DNSAnswerCache: Sendable {
               let ttl = cacheTTL(of: bytes, scan: scan) else { return }
         state.withLock { state in
             state.sequence += 1
-            let entry = Entry(wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000, sequence: state.sequence)
-            if let replaced = state.entries.updateValue(entry, forKey: key) { state.bytes -= replaced.wire.count }
+            let entry = Entry(key: key, wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000,
+                              sequence: state.sequence)
+            let found = state.find(key)
+            let slot: Int32
+            if let existing = found.slot {
+                slot = existing
+                state.bytes -= state.entries[Int(slot)]?.wire.count ?? 0
+                state.entries[Int(slot)] = entry
+            } else if let free = state.free.popLast() {
+                slot = free
+                state.entries[Int(slot)] = entry
+                state.index.insert(slot, hash: key.hash, at: found.bucket)
+            } else {
+                slot = Int32(state.entries.count)
+                state.entries.append(entry)
+                state.index.insert(slot, hash: key.hash, at: found.bucket)
+            }
             state.bytes += bytes.count
-            state.order.append((key, state.sequence))
-            while state.entries.count > configuration.maxEntries || state.bytes > configuration.maxBytes,
+            state.order.append((slot, state.sequence))
+            while state.index.count > configuration.maxEntries || state.bytes > configuration.maxBytes,
                   let (oldest, sequence) = state.order.popFirst() {
-                if let index = state.entries.index(forKey: oldest), state.entries[index].value.sequence == sequence {
-                    state.bytes -= state.entries[index].value.wire.count
-                    state.entries.remove(at: index)
+                if state.entries[Int(oldest)]?.sequence == sequence {
+                    state.remove(oldest)
                     state.evicted += 1
                 }
             }
             // Keep the ring proportional to the cache: stale entries (a key stored again) are filtered out
             // when they pile up.
-            if state.order.count > 2 * max(state.entries.count, 512) {
+            if state.order.count > 2 * max(state.index.count, 512) {
                 let entries = state.entries
-                state.order = CircularBuffer(state.order.filter { entries[$0.key]?.sequence == $0.sequence })
+                state.order = CircularBuffer(state.order.filter { entries[Int($0.slot)]?.sequence == $0.sequence })
             }
         }
     }

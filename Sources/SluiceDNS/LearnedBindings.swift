@@ -8,7 +8,7 @@
 //
 // Names, keys and bindings are slots in arrays, reused through free lists and linked by Int32 indices
 // (doubly, so a binding unlinks in O(1)). A write hashes the hostname once and the key once; evicting
-// hashes them once more, only when the name or the key loses its last binding. This replaced dictionaries
+// hashes nothing (names and keys keep their hashes for their SlotIndex). This replaced dictionaries
 // nested under hostname strings (a dictionary per name and one per key), whose six string hashes and
 // rehashing deletions per answer were half of a cache-on miss in dns-state-bench.
 import NIOCore
@@ -19,7 +19,7 @@ struct LearnedBindings {
     static let none: Int32 = -1
 
     struct Name {
-        /// With its hash kept: with plain String keys, the index's deletions were most of an eviction.
+        /// With its hash kept: removing it from the index needs the hash, not the text.
         var text: Prehashed<String>
         var first: Int32
     }
@@ -56,10 +56,10 @@ struct LearnedBindings {
 
     private var names: [Name] = []
     private var freeNames: [Int32] = []
-    private var nameIndex: [Prehashed<String>: Int32] = [:]
+    private var nameIndex = SlotIndex()
     private var keys: [Key] = []
     private var freeKeys: [Int32] = []
-    private var keyIndex: [LearnedKey: Int32] = [:]
+    private var keyIndex = SlotIndex()
     private var bindings: [Binding] = []
     private var freeBindings: [Int32] = []
     private var labels: [Label] = []
@@ -93,12 +93,11 @@ struct LearnedBindings {
     /// The slot of `name`, made when new; it is freed with the name's last binding, so bind to it at once.
     mutating func nameSlot(_ text: String) -> Int32 {
         let name = Prehashed(text)
-        let candidate = freeNames.last ?? Int32(names.count)
-        let slot = Self.findOrInsert(&nameIndex, name, candidate)
-        if slot == candidate {
-            let fresh = Name(text: name, first: Self.none)
-            if freeNames.popLast() == nil { names.append(fresh) } else { names[Int(slot)] = fresh }
-        }
+        let found = nameIndex.find(name.hash) { names[Int($0)].text == name }
+        if let slot = found.slot { return slot }
+        let fresh = Name(text: name, first: Self.none)
+        let slot = Self.place(fresh, in: &names, reusing: &freeNames)
+        nameIndex.insert(slot, hash: name.hash, at: found.bucket)
         return slot
     }
 
@@ -142,7 +141,7 @@ struct LearnedBindings {
         }
         if binding.nextInName != Self.none { bindings[Int(binding.nextInName)].previousInName = binding.previousInName }
         if names[name].first == Self.none {
-            nameIndex.removeValue(forKey: names[name].text)
+            nameIndex.remove(binding.name, hash: names[name].text.hash)
             names[name].text = Prehashed("")
             freeNames.append(binding.name)
         }
@@ -156,7 +155,7 @@ struct LearnedBindings {
         if binding.nextInKey != Self.none { bindings[Int(binding.nextInKey)].previousInKey = binding.previousInKey }
         let key = keys[keySlot].key
         if keys[keySlot].first == Self.none {
-            keyIndex.removeValue(forKey: key)
+            keyIndex.remove(binding.key, hash: Self.hash(key))
             freeKeys.append(binding.key)
             return (key, LearnedSlotState.dead)
         }
@@ -198,7 +197,8 @@ struct LearnedBindings {
 
     /// The bindings of `name` under rules of `group` (document index; every group when nil).
     func bindings(of name: String, group: Int32?) -> [Int32] {
-        guard let slot = nameIndex[Prehashed(name)] else { return [] }
+        let name = Prehashed(name)
+        guard let slot = nameIndex.find(name.hash, matching: { names[Int($0)].text == name }).slot else { return [] }
         var result: [Int32] = []
         var index = names[Int(slot)].first
         while index != Self.none {
@@ -241,33 +241,32 @@ struct LearnedBindings {
 
     // MARK: - Slots
 
-    /// `dictionary[key]`, inserting `candidate` when absent, with one hash: the defaulted subscript's modify
-    /// accessor inserts the default before yielding it.
-    private static func findOrInsert<K: Hashable>(_ dictionary: inout [K: Int32], _ key: K, _ candidate: Int32) -> Int32 {
-        func read(_ value: inout Int32) -> Int32 { value }
-        return read(&dictionary[key, default: candidate])
+    /// Stores `element` in a free slot of `array`, or a new one at its end; returns the slot.
+    private static func place<Element>(_ element: Element, in array: inout [Element], reusing free: inout [Int32]) -> Int32 {
+        guard let slot = free.popLast() else {
+            array.append(element)
+            return Int32(array.count - 1)
+        }
+        array[Int(slot)] = element
+        return slot
     }
 
+    /// A key's hash for the key index: the one the packet workers' table probes by.
+    @inline(__always)
+    private static func hash(_ key: LearnedKey) -> Int { Int(truncatingIfNeeded: key.hash) }
+
     private mutating func keySlot(_ key: LearnedKey) -> Int32 {
-        let candidate = freeKeys.last ?? Int32(keys.count)
-        let slot = Self.findOrInsert(&keyIndex, key, candidate)
-        if slot == candidate {
-            let fresh = Key(key: key, first: Self.none, latest: LearnedSlotState.dead)
-            if freeKeys.popLast() == nil { keys.append(fresh) } else { keys[Int(slot)] = fresh }
-        }
+        let hash = Self.hash(key)
+        let found = keyIndex.find(hash) { keys[Int($0)].key == key }
+        if let slot = found.slot { return slot }
+        let slot = Self.place(Key(key: key, first: Self.none, latest: LearnedSlotState.dead), in: &keys, reusing: &freeKeys)
+        keyIndex.insert(slot, hash: hash, at: found.bucket)
         return slot
     }
 
     /// Stores a new binding at the head of its name's and its key's lists (its links say so already).
     private mutating func insertBinding(_ binding: Binding) -> Int32 {
-        let index: Int32
-        if let free = freeBindings.popLast() {
-            index = free
-            bindings[Int(index)] = binding
-        } else {
-            index = Int32(bindings.count)
-            bindings.append(binding)
-        }
+        let index = Self.place(binding, in: &bindings, reusing: &freeBindings)
         if binding.nextInName != Self.none { bindings[Int(binding.nextInName)].previousInName = index }
         names[Int(binding.name)].first = index
         if binding.nextInKey != Self.none { bindings[Int(binding.nextInKey)].previousInKey = index }

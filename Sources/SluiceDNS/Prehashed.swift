@@ -1,10 +1,9 @@
-// A dictionary key that carries its hash. Swift's Dictionary removes an entry by moving the entries after
-// it back and hashing each of them again; with hostnames and questions as keys, every eviction from the
-// answer cache and the learned set paid a name hash (and a retain) per moved entry. Hashed once here,
-// a moved key rehashes one Int.
+// A key that carries its hash, taken once: the learned set's hostnames and the answer cache's questions.
+// Their indices (SlotIndex) place and remove entries by the stored hash, so neither an eviction nor the
+// forwarded question's store hashes a name again.
 
 /// `value` with its hash taken once; equal when the hashes and the values are.
-struct Prehashed<Value: Hashable>: Hashable {
+struct Prehashed<Value: Hashable>: Equatable {
     let value: Value
     let hash: Int
 
@@ -14,8 +13,6 @@ struct Prehashed<Value: Hashable>: Hashable {
     }
 
     static func == (lhs: Prehashed, rhs: Prehashed) -> Bool { lhs.hash == rhs.hash && lhs.value == rhs.value }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }
 
 extension Prehashed: Sendable where Value: Sendable {}
