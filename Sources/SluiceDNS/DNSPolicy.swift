@@ -1,8 +1,7 @@
-// The DNS side of the active policy: the reference evaluator's `evaluateDNS` (spec 004, "DNS Evaluation
-// Is Stricter": the first claiming group decides, the first matching dns_hostname rule wins, otherwise
-// deny), located by document indices, which bind learned addresses to what the compiled packet tables call
-// a rule. The evaluator keeps each group's dns_hostname rules in a list of their own, so a query walks
-// only those, with its name normalized once.
+// The DNS side of the active policy: its DNS evaluation compiled (CompiledDNSPolicy, which decides as the
+// reference evaluator's `evaluateDNS`: spec 004, "DNS Evaluation Is Stricter": the first claiming group
+// decides, the first matching dns_hostname rule wins, otherwise deny), located by document indices, which
+// bind learned addresses to what the compiled packet tables call a rule.
 import SluicePolicy
 
 /// What the DNS policy says about one query.
@@ -30,8 +29,8 @@ public final class DNSPolicy: Sendable {
     public let version: Int
     /// Its mode.
     public let mode: PolicyMode
-    /// The evaluator over the policy document.
-    public let evaluator: ReferenceEvaluator
+    /// Its DNS evaluation, compiled.
+    public let compiled: CompiledDNSPolicy
     private let groupIndex: [String: Int]
 
     /// Wraps a parsed policy.
@@ -39,7 +38,7 @@ public final class DNSPolicy: Sendable {
         self.policyID = policyID
         self.version = version
         self.mode = mode
-        evaluator = ReferenceEvaluator(mode: mode, policy: config)
+        compiled = CompiledDNSPolicy(mode: mode, policy: config)
         var groups: [String: Int] = [:]
         for (index, group) in config.sourceGroups.enumerated() where groups[group.id] == nil {
             groups[group.id] = index
@@ -49,7 +48,7 @@ public final class DNSPolicy: Sendable {
 
     /// Judges a query for `name` (any case, trailing dot or not) from `source`.
     public func judge(source: IPAddress, name: String) -> DNSDecision {
-        let (verdict, group, rule) = evaluator.evaluateDNSLocated(source: source, name: name)
+        let (verdict, group, rule) = compiled.evaluate(source: source, name: name)
         var allowing: (Int, Int)? = nil
         if verdict.decision == .allow, verdict.decidedBy == .rule, let group, let rule { allowing = (group, rule) }
         return DNSDecision(verdict: verdict, allowingRule: allowing, claimingGroup: group)
@@ -63,7 +62,7 @@ public final class DNSPolicy: Sendable {
     /// and it allows it.
     public func rebinding(hostname name: String, groupID: String, ruleID: String) -> (group: Int, rule: Int)? {
         guard mode != .disabled, let group = groupIndex[groupID],
-              let rule = evaluator.decidingDNSRule(group: group, name: name), rule.id == ruleID, rule.action == .allow
+              let rule = compiled.decidingRule(group: group, name: name), rule.id == ruleID, rule.action == .allow
         else { return nil }
         return (group, rule.index)
     }

@@ -1,6 +1,7 @@
 // The plain evaluator: spec 004 ("Policy Model") and the decisions of ARCHITECTURE.md written
 // as directly as possible, rule by rule, with no precomputed tables. It is the oracle the
-// compiled tables are tested against, and what `sluice policy eval` and the DNS proxy use.
+// compiled tables are tested against (the packet tables and CompiledDNSPolicy, by which the DNS
+// proxy judges queries), and what `sluice policy eval` uses.
 
 /// Evaluation order and defaults shared by every evaluator.
 public enum PolicyOrder {
@@ -138,31 +139,12 @@ public struct ReferenceEvaluator: Sendable {
     let groupOrder: [Int]
     /// Per group (document index), its rules in evaluation order.
     let ruleOrder: [[Int]]
-    /// Per group (document index), its `dns_hostname` rules in evaluation order, with what DNS evaluation
-    /// reads of them: every query walks these instead of copying whole rules.
-    let dnsRules: [[DNSRule]]
-
-    struct DNSRule: Sendable {
-        let index: Int
-        let id: String
-        let pattern: HostnamePattern
-        let audit: Bool
-        let action: PolicyAction
-    }
 
     public init(mode: PolicyMode, policy: PolicyConfig) {
         self.mode = mode
         self.policy = policy
         groupOrder = PolicyOrder.sorted(policy.sourceGroups.map(\.priority))
         ruleOrder = policy.sourceGroups.map { PolicyOrder.sorted($0.rules.map(\.priority)) }
-        dnsRules = zip(policy.sourceGroups, ruleOrder).map { group, order in
-            order.compactMap { index in
-                let rule = group.rules[index]
-                return rule.match.dnsHostname.map {
-                    DNSRule(index: index, id: rule.id, pattern: $0, audit: rule.mode == .audit, action: rule.action)
-                }
-            }
-        }
     }
 
     public init(_ request: PolicyRequest) {
@@ -227,7 +209,9 @@ public struct ReferenceEvaluator: Sendable {
     }
 
     /// `evaluateDNS`, with the document indices of the group that claimed the source and of the rule that
-    /// decided (what the DNS proxy binds learned addresses to).
+    /// decided (what the DNS proxy binds learned addresses to). The first group containing the source
+    /// decides; its rules are walked in order, audit-mode ones recorded and passed over, and the first
+    /// enforce-mode rule whose `dns_hostname` matches decides; no such rule: deny.
     public func evaluateDNSLocated(source: IPAddress, name: String) -> (verdict: Verdict, group: Int?, rule: Int?) {
         if mode == .disabled { return (ReferenceEvaluator.disabledVerdict, nil, nil) }
         guard let groupIndex = groupOrder.first(where: { ReferenceEvaluator.contains(policy.sourceGroups[$0], source) })
@@ -236,28 +220,13 @@ public struct ReferenceEvaluator: Sendable {
         }
         let group = policy.sourceGroups[groupIndex]
         var findings: [Finding] = []
-        let deciding = firstEnforcedDNSRule(groupIndex, HostnamePattern.normalize(name)) { audited in
-            if audited.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: audited.id, enforced: false)) }
+        for ruleIndex in ruleOrder[groupIndex] {
+            let rule = group.rules[ruleIndex]
+            guard let pattern = rule.match.dnsHostname, pattern.matches(name) else { continue }
+            if rule.mode != .audit { return (finish(rule.action, .rule, group, rule.id, findings), groupIndex, ruleIndex) }
+            if rule.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: rule.id, enforced: false)) }
         }
-        if let deciding { return (finish(deciding.action, .rule, group, deciding.id, findings), groupIndex, deciding.index) }
         return (finish(.deny, .dnsNoRule, group, nil, findings), groupIndex, nil)
-    }
-
-    /// The rule that decides a query for `name` among the rules of group `groupIndex` (document index):
-    /// its first enforce-mode `dns_hostname` rule matching the name, as `evaluateDNS` walks them; nil when
-    /// none matches. (The DNS proxy re-binds learned addresses by it after a policy change.)
-    public func decidingDNSRule(group groupIndex: Int, name: String) -> (index: Int, id: String, action: PolicyAction)? {
-        firstEnforcedDNSRule(groupIndex, HostnamePattern.normalize(name)).map { ($0.index, $0.id, $0.action) }
-    }
-
-    /// Walks the group's `dns_hostname` rules for a normalized name: matching audit-mode rules go to
-    /// `audited` and are passed over; the first matching enforce-mode rule is returned.
-    func firstEnforcedDNSRule(_ groupIndex: Int, _ normal: String, audited: (DNSRule) -> Void = { _ in }) -> DNSRule? {
-        for rule in dnsRules[groupIndex] where rule.pattern.matches(normalized: normal) {
-            if !rule.audit { return rule }
-            audited(rule)
-        }
-        return nil
     }
 
     static let disabledVerdict = Verdict(verdict: .deny, decision: .deny, decidedBy: .disabled, sourceGroup: nil,
@@ -271,15 +240,7 @@ public struct ReferenceEvaluator: Sendable {
     /// Applies the audit modes to a decision and records the final deny.
     func finish(_ decision: PolicyAction, _ decidedBy: DecidedBy, _ group: SourceGroupConfig?, _ rule: String?,
                 _ findings: [Finding]) -> Verdict {
-        let mode = effectiveMode(group)
-        var findings = findings
-        var verdict = decision
-        if decision == .deny {
-            let enforced = mode == .enforce
-            findings.append(Finding(sourceGroup: group?.id, rule: rule, enforced: enforced))
-            if !enforced { verdict = .allow }
-        }
-        return Verdict(verdict: verdict, decision: decision, decidedBy: decidedBy, sourceGroup: group?.id, rule: rule,
-                       mode: mode, findings: findings)
+        Verdict.applying(effectiveMode(group), to: decision, decidedBy: decidedBy, sourceGroup: group?.id, rule: rule,
+                         findings: findings)
     }
 }

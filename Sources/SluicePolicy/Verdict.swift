@@ -117,6 +117,21 @@ public struct Verdict: Sendable, Equatable, Codable {
         self.findings = findings
     }
 
+    /// The verdict for `decision` under `mode`: a deny is recorded as a finding (enforced unless the mode
+    /// is audit, which turns it into an allow); `findings` are those recorded before it.
+    public static func applying(_ mode: EvaluationMode, to decision: PolicyAction, decidedBy: DecidedBy,
+                                sourceGroup: String?, rule: String?, findings: [Finding]) -> Verdict {
+        var findings = findings
+        var verdict = decision
+        if decision == .deny {
+            let enforced = mode == .enforce
+            findings.append(Finding(sourceGroup: sourceGroup, rule: rule, enforced: enforced))
+            if !enforced { verdict = .allow }
+        }
+        return Verdict(verdict: verdict, decision: decision, decidedBy: decidedBy, sourceGroup: sourceGroup, rule: rule,
+                       mode: mode, findings: findings)
+    }
+
     private enum CodingKeys: String, CodingKey {
         case verdict, decision, mode, findings, rule
         case decidedBy = "decided_by", sourceGroup = "source_group"
