@@ -30,37 +30,27 @@ public struct CompiledDNSPolicy: Sendable {
         }
     }
 
+    /// A `dns_hostname` rule as the walk reads it: a trivial value, so walking a group's rules takes no
+    /// reference counts (its id and pattern, read only for the deciding rule or a regex, are in `infos`).
     struct Rule {
         /// Document index within its group.
-        let index: Int
-        let id: String
+        let index: Int32
         let audit: Bool
         let action: PolicyAction
         let match: Match
-        /// For exact names: the name; for `*.domain`: ".domain" (normalized, ASCII by construction).
-        let bytes: [UInt8]
-        let pattern: HostnamePattern
+        /// The bytes compared, in `text`: the name for `.exact`, ".domain" for `.subdomain` (normalized,
+        /// ASCII by construction).
+        let start: Int32, count: Int32
+        /// Position in `infos`.
+        let info: Int32
 
         enum Match { case exact, subdomain, other }
+    }
 
-        /// Whether the rule's pattern matches the normalized name `name` (its UTF-8 `bytes`, `ascii`
-        /// when every byte is). Non-ASCII names go to the pattern itself: String equality is Unicode
-        /// canonical equivalence, which a byte comparison is not.
-        @inline(__always)
-        func matches(_ name: String, _ bytes: UnsafeBufferPointer<UInt8>, ascii: Bool) -> Bool {
-            switch match {
-            case .exact where ascii:
-                return self.bytes.withUnsafeBufferPointer { $0.elementsEqual(bytes) }
-            case .subdomain where ascii:
-                // At least one byte before the dot: "*.example.com" does not match "example.com".
-                guard bytes.count > self.bytes.count else { return false }
-                return self.bytes.withUnsafeBufferPointer {
-                    $0.elementsEqual(UnsafeBufferPointer(rebasing: bytes[(bytes.count - $0.count)...]))
-                }
-            default:
-                return pattern.matches(normalized: name)
-            }
-        }
+    /// What the walk does not compare: the rule's id and its pattern.
+    struct RuleInfo {
+        let id: String
+        let pattern: HostnamePattern
     }
 
     let disabled: Bool
@@ -70,11 +60,15 @@ public struct CompiledDNSPolicy: Sendable {
     let groups: [Group]
     /// Position in `groups` of each document index.
     let position: [Int]
+    let infos: [RuleInfo]
+    /// Every rule's bytes, one after another.
+    let text: [UInt8]
 
     /// Compiles the DNS evaluation of `policy` in `mode`.
     public init(mode: PolicyMode, policy: PolicyConfig) {
         disabled = mode == .disabled
         audit = mode == .audit
+        var infos: [RuleInfo] = [], text: [UInt8] = []
         let order = PolicyOrder.sorted(policy.sourceGroups.map(\.priority))
         groups = order.map { index in
             let group = policy.sourceGroups[index]
@@ -97,8 +91,12 @@ public struct CompiledDNSPolicy: Sendable {
                 case .subdomains(let domain, _): (match, bytes) = (.subdomain, Array(("." + domain).utf8))
                 case .regex: (match, bytes) = (.other, [])
                 }
-                return Rule(index: ruleIndex, id: rule.id, audit: rule.mode == .audit, action: rule.action,
-                            match: match, bytes: bytes, pattern: pattern)
+                defer {
+                    text += bytes
+                    infos.append(RuleInfo(id: rule.id, pattern: pattern))
+                }
+                return Rule(index: Int32(ruleIndex), audit: rule.mode == .audit, action: rule.action, match: match,
+                            start: Int32(text.count), count: Int32(bytes.count), info: Int32(infos.count))
             }
             return Group(index: index, id: group.id, audit: mode == .audit || group.mode == .audit, v4: v4, v6: v6,
                          rules: rules)
@@ -106,26 +104,31 @@ public struct CompiledDNSPolicy: Sendable {
         var position = Array(repeating: -1, count: policy.sourceGroups.count)
         for (at, group) in groups.enumerated() { position[group.index] = at }
         self.position = position
+        self.infos = infos
+        self.text = text
     }
 
     /// `ReferenceEvaluator.evaluateDNSLocated`: the verdict for a query for `name` (any case, trailing dot
     /// or not) from `source`, with the document indices of the claiming group and the deciding rule.
     public func evaluate(source: IPAddress, name: String) -> (verdict: Verdict, group: Int?, rule: Int?) {
         if disabled { return (ReferenceEvaluator.disabledVerdict, nil, nil) }
-        guard let group = groups.first(where: { $0.contains(source) }) else {
+        // By position, not by copying the group out: a copy would retain each of its arrays.
+        guard let at = groups.firstIndex(where: { $0.contains(source) }) else {
             return (Verdict.applying(audit ? .audit : .enforce, to: .deny, decidedBy: .noGroup, sourceGroup: nil,
                                      rule: nil, findings: []), nil, nil)
         }
         var findings: [Finding] = []
-        let mode: EvaluationMode = group.audit ? .audit : .enforce
-        if let rule = Self.firstEnforced(group.rules, name, audited: { audited in
-            if audited.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: audited.id, enforced: false)) }
+        let mode: EvaluationMode = groups[at].audit ? .audit : .enforce
+        if let rule = firstEnforced(groups[at].rules, name, audited: { audited in
+            if audited.action == .deny {
+                findings.append(Finding(sourceGroup: groups[at].id, rule: infos[Int(audited.info)].id, enforced: false))
+            }
         }) {
-            return (Verdict.applying(mode, to: rule.action, decidedBy: .rule, sourceGroup: group.id, rule: rule.id,
-                                     findings: findings), group.index, rule.index)
+            return (Verdict.applying(mode, to: rule.action, decidedBy: .rule, sourceGroup: groups[at].id,
+                                     rule: infos[Int(rule.info)].id, findings: findings), groups[at].index, Int(rule.index))
         }
-        return (Verdict.applying(mode, to: .deny, decidedBy: .dnsNoRule, sourceGroup: group.id, rule: nil,
-                                 findings: findings), group.index, nil)
+        return (Verdict.applying(mode, to: .deny, decidedBy: .dnsNoRule, sourceGroup: groups[at].id, rule: nil,
+                                 findings: findings), groups[at].index, nil)
     }
 
     /// The rule that decides a query for `name` among the rules of group `group` (document index): its
@@ -133,22 +136,39 @@ public struct CompiledDNSPolicy: Sendable {
     /// re-binds learned addresses by it after a policy change.)
     public func decidingRule(group: Int, name: String) -> (index: Int, id: String, action: PolicyAction)? {
         guard group >= 0, group < position.count, position[group] >= 0 else { return nil }
-        return Self.firstEnforced(groups[position[group]].rules, name, audited: { _ in })
-            .map { ($0.index, $0.id, $0.action) }
+        return firstEnforced(groups[position[group]].rules, name, audited: { _ in })
+            .map { (Int($0.index), infos[Int($0.info)].id, $0.action) }
     }
 
     /// The first matching enforce-mode rule of `rules` for `name`; matching audit-mode rules before it go
-    /// to `audited` and are passed over.
-    private static func firstEnforced(_ rules: [Rule], _ name: String, audited: (Rule) -> Void) -> Rule? {
+    /// to `audited` and are passed over. Names are compared on bytes when they are ASCII (every name on
+    /// the DNS wire is: IDNs travel as punycode); others go to the pattern itself, since String equality is
+    /// Unicode canonical equivalence, which a byte comparison is not. So do regular expressions.
+    private func firstEnforced(_ rules: [Rule], _ name: String, audited: (Rule) -> Void) -> Rule? {
         let normal = HostnamePattern.normalize(name)
         var contiguous = normal  // withUTF8 needs a var; the copy shares the storage
-        return contiguous.withUTF8 { bytes in
-            let ascii = !bytes.contains { $0 >= 0x80 }
-            for rule in rules where rule.matches(normal, bytes, ascii: ascii) {
-                if !rule.audit { return rule }
-                audited(rule)
+        return contiguous.withUTF8 { name in
+            let ascii = !name.contains { $0 >= 0x80 }
+            return text.withUnsafeBufferPointer { text in
+                for rule in rules {
+                    let bytes = UnsafeBufferPointer(rebasing: text[Int(rule.start)..<Int(rule.start + rule.count)])
+                    let matches: Bool
+                    switch rule.match {
+                    case .exact where ascii:
+                        matches = bytes.elementsEqual(name)
+                    case .subdomain where ascii:
+                        // At least one byte before the dot: "*.example.com" does not match "example.com".
+                        matches = name.count > bytes.count
+                            && bytes.elementsEqual(UnsafeBufferPointer(rebasing: name[(name.count - bytes.count)...]))
+                    default:
+                        matches = infos[Int(rule.info)].pattern.matches(normalized: normal)
+                    }
+                    guard matches else { continue }
+                    if !rule.audit { return rule }
+                    audited(rule)
+                }
+                return nil
             }
-            return nil
         }
     }
 }
