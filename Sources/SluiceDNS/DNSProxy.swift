@@ -130,8 +130,9 @@ public final class DNSProxy: Sendable {
         case .drop: return nil
         case .forward(let request):
             var reply: DNSMessage?
+            guard let outgoing = request.outgoing else { return complete(request, upstreamReply: nil) }
             for server in configuration.upstreams {
-                if let answer = await exchange(request.outgoingBytes, request.outgoing, server) {
+                if let answer = await exchange(request.outgoingBytes, outgoing, server) {
                     reply = answer
                     break
                 }
@@ -151,28 +152,64 @@ public final class DNSProxy: Sendable {
     }
 
     /// An allowed query that has to go upstream, with what `complete` needs afterwards. A class: the pool's
-    /// pending entries hold it, and copying one reference is cheaper than copying two messages and a
-    /// decision (a dozen reference counts). Immutable, so it may travel to a TCP retry task and back.
+    /// pending entries hold it, and copying one reference is cheaper than copying a decision and arrays.
+    /// It keeps both legs as bytes, not as messages: the common completion reads only the client's id and
+    /// whether it sent EDNS, and the rare paths (SERVFAIL, re-encoding, TCP) parse again. Immutable, so it
+    /// may travel to a TCP retry task and back.
     package final class ForwardRequest: Sendable {
-        let query: DNSMessage
+        /// The client's query as received (it parsed).
+        let queryBytes: [UInt8]
+        let queryID: UInt16
+        /// The client sent an OPT record (its reply carries ours, else none).
+        let queryHasEDNS: Bool
         /// The question as the cache's key (hashed once, at the lookup that missed).
         let cacheKey: DNSAnswerCache.Key
         let decision: DNSDecision
         let name: String
         let limit: Int
         /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
-        let outgoing: DNSMessage
         let outgoingBytes: [UInt8]
 
-        init(query: DNSMessage, cacheKey: DNSAnswerCache.Key, decision: DNSDecision, name: String,
-             limit: Int, outgoing: DNSMessage, outgoingBytes: [UInt8]) {
-            self.query = query
+        init(query: DNSMessage, bytes: [UInt8], cacheKey: DNSAnswerCache.Key, decision: DNSDecision, name: String,
+             limit: Int, outgoingBytes: [UInt8]) {
+            queryBytes = bytes
+            queryID = query.header.id
+            queryHasEDNS = query.edns != nil
             self.cacheKey = cacheKey
             self.decision = decision
             self.name = name
             self.limit = limit
-            self.outgoing = outgoing
             self.outgoingBytes = outgoingBytes
+        }
+
+        /// The client's query as a message (nil cannot happen: it parsed in `prepare`).
+        var query: DNSMessage? { try? DNSMessage(parsing: queryBytes) }
+
+        /// The upstream leg as a message, what its answers are checked against (it parsed as the query).
+        var outgoing: DNSMessage? { try? DNSMessage(parsing: outgoingBytes) }
+
+        /// SERVFAIL to the client.
+        func serverFailure() -> [UInt8] {
+            guard let query else { return [] }
+            return query.errorResponse(.serverFailure).serialized(maxSize: limit)
+        }
+
+        /// `reply` as the client's answer: its id, and no OPT record when the client sent none.
+        func forClient(_ reply: DNSMessage) -> [UInt8] {
+            var reply = reply
+            reply.header.id = queryID
+            if !queryHasEDNS { reply.edns = nil }
+            return reply.serialized(maxSize: limit)
+        }
+
+        /// The upstream's reply bytes as the client's answer when only the id must change: the client's
+        /// OPT presence matches (`replyHasEDNS`) and they fit its buffer; nil otherwise.
+        func passedOn(_ bytes: [UInt8], replyHasEDNS: Bool) -> [UInt8]? {
+            guard bytes.count >= 12, bytes.count <= limit, queryHasEDNS == replyHasEDNS else { return nil }
+            var reply = bytes
+            reply[0] = UInt8(queryID >> 8)
+            reply[1] = UInt8(truncatingIfNeeded: queryID)
+            return reply
         }
     }
 
@@ -232,18 +269,17 @@ public final class DNSProxy: Sendable {
             return .reply(reply)
         }
         counters.increment(.cacheMisses)
-        var outgoing = query
-        outgoing.header.id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
         // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
-        if var edns = outgoing.edns {
-            edns.udpPayloadSize = UInt16(max(configuration.maxUDPReplySize, 512))
-            outgoing.edns = edns
-        }
-        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: outgoing.header.id, udpPayloadSize: outgoing.edns?
-            .udpPayloadSize) ?? outgoing.serialized(compressNames: true)
-        return .forward(ForwardRequest(
-            query: query, cacheKey: cacheKey, decision: decision, name: name, limit: limit,
-            outgoing: outgoing, outgoingBytes: outgoingBytes))
+        let id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
+        let payloadSize = query.edns.map { _ in UInt16(max(configuration.maxUDPReplySize, 512)) }
+        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: id, udpPayloadSize: payloadSize) ?? {
+            var outgoing = query
+            outgoing.header.id = id
+            if let payloadSize { outgoing.edns?.udpPayloadSize = payloadSize }
+            return outgoing.serialized(compressNames: true)
+        }()
+        return .forward(ForwardRequest(query: query, bytes: bytes, cacheKey: cacheKey, decision: decision, name: name,
+                                       limit: limit, outgoingBytes: outgoingBytes))
     }
 
     /// The reply to `query` (its wire form `bytes`) from a cached answer, which teaches the learned set as a
@@ -310,7 +346,6 @@ public final class DNSProxy: Sendable {
     /// learnt from as bytes and passed on with the client's id; parsed only when it has to be re-encoded
     /// (OPT presence differs from the client's, or too big).
     func complete(_ request: ForwardRequest, wire bytes: [UInt8], scan: DNSWireScan) -> [UInt8] {
-        let query = request.query
         let code = scan.responseCode
         cache.store(bytes, scan: scan, key: request.cacheKey, now: learned.now())
         if code == .nameError { counters.increment(.nxdomainUpstream) }
@@ -325,44 +360,26 @@ public final class DNSProxy: Sendable {
             }
             learn(addresses, group: group, rule: rule, decision: request.decision, hostname: request.name)
         }
-        if bytes.count <= request.limit, (query.edns == nil) == !scan.hasOPT {
-            var reply = bytes
-            reply[0] = UInt8(query.header.id >> 8)
-            reply[1] = UInt8(truncatingIfNeeded: query.header.id)
-            return reply
-        }
-        guard var reply = try? DNSMessage(parsing: bytes) else {
+        if let reply = request.passedOn(bytes, replyHasEDNS: scan.hasOPT) { return reply }
+        guard let reply = try? DNSMessage(parsing: bytes) else {
             counters.increment(.servfail)
-            return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
+            return request.serverFailure()
         }
-        reply.header.id = query.header.id
-        if query.edns == nil { reply.edns = nil }
-        return reply.serialized(maxSize: request.limit)
+        return request.forClient(reply)
     }
 
-    /// The reply to a forwarded query once the upstreams answered (`upstreamReply`: the first usable
-    /// answer as received, id still the upstream leg's; nil: all failed). `upstreamBytes`: its wire form,
-    /// sent on with only the id patched when that is all the client needs.
-    func complete(_ request: ForwardRequest, upstreamReply: DNSMessage?, upstreamBytes: [UInt8]? = nil) -> [UInt8] {
-        let query = request.query
-        guard var reply = upstreamReply else {
+    /// The reply to a forwarded query once the upstreams answered over fresh sockets or TCP
+    /// (`upstreamReply`: the first usable answer as received, id still the upstream leg's; nil: all
+    /// failed), re-encoded for the client.
+    func complete(_ request: ForwardRequest, upstreamReply: DNSMessage?) -> [UInt8] {
+        guard let reply = upstreamReply else {
             counters.increment(.servfail)
-            return query.errorResponse(.serverFailure).serialized(maxSize: request.limit)
+            return request.serverFailure()
         }
         cache.store(reply, key: request.cacheKey, now: learned.now())
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
         teach(reply, decision: request.decision, hostname: request.name)
-        // The upstream's bytes carry our question as the client wrote it (the outgoing query is a copy);
-        // they pass as they are when the client's OPT presence matches and they fit its buffer.
-        if var bytes = upstreamBytes, bytes.count >= 12, bytes.count <= request.limit,
-           (query.edns == nil) == (reply.edns == nil) {
-            bytes[0] = UInt8(query.header.id >> 8)
-            bytes[1] = UInt8(truncatingIfNeeded: query.header.id)
-            return bytes
-        }
-        reply.header.id = query.header.id
-        if query.edns == nil { reply.edns = nil }
-        return reply.serialized(maxSize: request.limit)
+        return request.forClient(reply)
     }
 
     /// The UDP size limit for a reply to `query`: 512 without EDNS, else its buffer size within our bound.

@@ -208,7 +208,10 @@ final class DNSUDPLoop {
         var bytes = entry.request.outgoingBytes
         bytes[0] = UInt8(id >> 8)
         bytes[1] = UInt8(truncatingIfNeeded: id)
-        var expected = entry.request.outgoing
+        guard var expected = entry.request.outgoing else {
+            mailbox.post(.init(entry: entry, upstream: index, reply: nil, timedOut: false))
+            return
+        }
         expected.header.id = id
         Task {
             var reply: DNSMessage? = nil

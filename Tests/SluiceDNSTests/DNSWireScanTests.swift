@@ -253,13 +253,12 @@ private func referenceCacheTTL(_ response: DNSMessage, _ configuration: DNSCache
                     return request
                 }
                 let wireRequest = try request(wire), parsedRequest = try request(parsed)
-                var upstream = try upstreamAnswer(to: wireRequest.outgoing)
+                var upstream = try upstreamAnswer(to: try #require(wireRequest.outgoing))
                 if !upstreamOPT { upstream.edns = nil } else if upstream.edns == nil { upstream.edns = DNSEDNS() }
                 let bytes = upstream.serialized()
                 let scan = try #require(DNSWireScan(bytes))
                 let fromWire = wire.complete(wireRequest, upstream: .wire(bytes, scan))
-                let fromMessage = parsed.complete(parsedRequest, upstreamReply: try DNSMessage(parsing: bytes),
-                                                  upstreamBytes: bytes)
+                let fromMessage = parsed.complete(parsedRequest, upstreamReply: try DNSMessage(parsing: bytes))
                 #expect(fromWire == fromMessage, "cache \(cache), client EDNS \(clientEDNS), upstream OPT \(upstreamOPT)")
                 #expect(try DNSMessage(parsing: fromWire).header.id == 0xBEEF)
                 // The same bindings learnt (payments/stripe: the CNAME's target address, the chain TTL).
@@ -282,7 +281,7 @@ private func referenceCacheTTL(_ response: DNSMessage, _ configuration: DNSCache
         guard case .forward(let request) = proxy.prepare(queryBytes("nope.example.com"), from: IPAddress("10.1.0.9")!,
                                                          overTCP: false, upstreamID: 9)
         else { Issue.record("an allowed miss must be forwarded"); return }
-        let bytes = request.outgoing.response(code: .nameError).serialized()
+        let bytes = try #require(request.outgoing).response(code: .nameError).serialized()
         let reply = proxy.complete(request, upstream: .wire(bytes, try #require(DNSWireScan(bytes))))
         #expect(try DNSMessage(parsing: reply).responseCode == .nameError)
         #expect(proxy.counters.value(.nxdomainUpstream) == 1 && proxy.learned.entries().isEmpty)

@@ -47,6 +47,7 @@ import Testing
         #expect(throws: DNSParseError(.invalidEscape, at: 0)) { try DNSName(#"\256"#) }
         #expect(throws: DNSParseError(.invalidEscape, at: 1)) { try DNSName(#"a\"#) }
         #expect(try DNSName("a b;").text == #"a\032b\059"#)
+        #expect(try DNSName(#"q"()@$~!\127"#).text == #"q\034\040\041\064\036~!\127"#)
     }
 
     @Test func subdomains() throws {

@@ -183,15 +183,18 @@ public struct DNSName: Sendable, CustomStringConvertible {
                         out[written] = UInt8(ascii: "\\")
                         out[written + 1] = c
                         written += 2
-                    case 0x21...0x7E where !DNSName.specialCharacters.contains(c):
-                        out[written] = c
-                        written += 1
-                    default:
+                    // Unprintable bytes and the master-file special characters (RFC 1035 section 5.1) are
+                    // escaped numerically.
+                    case 0x00...0x20, 0x7F...0xFF, UInt8(ascii: "\""), UInt8(ascii: "("), UInt8(ascii: ")"),
+                         UInt8(ascii: ";"), UInt8(ascii: "@"), UInt8(ascii: "$"):
                         out[written] = UInt8(ascii: "\\")
                         out[written + 1] = UInt8(ascii: "0") + c / 100
                         out[written + 2] = UInt8(ascii: "0") + c / 10 % 10
                         out[written + 3] = UInt8(ascii: "0") + c % 10
                         written += 4
+                    default:
+                        out[written] = c
+                        written += 1
                     }
                 }
                 index += 1 + count
@@ -199,9 +202,6 @@ public struct DNSName: Sendable, CustomStringConvertible {
             return written
         }
     }
-
-    /// Master-file special characters (RFC 1035 section 5.1) that are escaped numerically when printed.
-    private static let specialCharacters: [UInt8] = Array("\"();@$".utf8)
 
     /// Same as `text`.
     public var description: String { text }
