@@ -45,13 +45,15 @@ public final class DNSAnswerCache: Sendable {
         var template: TemplateState = .unmade
         var storedAt: UInt64
         var expiresAt: UInt64
-        var sequence: UInt64
     }
 
     /// The entries: slots of an array (nil: free, listed in `free`) found through a SlotIndex by their
     /// questions' hashes.
     struct State {
         var entries: [Entry?] = []
+        /// Each slot's entry's sequence (0: free), apart: eviction and compaction test it for every order
+        /// entry, and reading it through the optional entry copied the whole entry (its arrays retained).
+        var sequences: [UInt64] = []
         var free: [Int32] = []
         var index = SlotIndex()
         /// Insertion order, oldest first; an entry whose slot's sequence no longer matches was stored
@@ -72,6 +74,7 @@ public final class DNSAnswerCache: Sendable {
             guard let entry = entries[Int(slot)].take() else { return }
             index.remove(slot, hash: entry.key.hash)
             bytes -= entry.wire.count
+            sequences[Int(slot)] = 0
             free.append(slot)
         }
     }
@@ -203,8 +206,7 @@ public final class DNSAnswerCache: Sendable {
               let ttl = cacheTTL(of: bytes, scan: scan) else { return }
         state.withLock { state in
             state.sequence += 1
-            let entry = Entry(key: key, wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000,
-                              sequence: state.sequence)
+            let entry = Entry(key: key, wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000)
             let found = state.find(key)
             let slot: Int32
             if let existing = found.slot {
@@ -218,13 +220,15 @@ public final class DNSAnswerCache: Sendable {
             } else {
                 slot = Int32(state.entries.count)
                 state.entries.append(entry)
+                state.sequences.append(0)
                 state.index.insert(slot, hash: key.hash, at: found.bucket)
             }
+            state.sequences[Int(slot)] = state.sequence
             state.bytes += bytes.count
             state.order.append((slot, state.sequence))
             while state.index.count > configuration.maxEntries || state.bytes > configuration.maxBytes,
                   let (oldest, sequence) = state.order.popFirst() {
-                if state.entries[Int(oldest)]?.sequence == sequence {
+                if state.sequences[Int(oldest)] == sequence {
                     state.remove(oldest)
                     state.evicted += 1
                 }
@@ -232,8 +236,8 @@ public final class DNSAnswerCache: Sendable {
             // Keep the ring proportional to the cache: stale entries (a key stored again) are filtered out
             // when they pile up.
             if state.order.count > 2 * max(state.index.count, 512) {
-                let entries = state.entries
-                state.order = CircularBuffer(state.order.filter { entries[Int($0.slot)]?.sequence == $0.sequence })
+                let sequences = state.sequences
+                state.order = CircularBuffer(state.order.filter { sequences[Int($0.slot)] == $0.sequence })
             }
         }
     }

@@ -112,23 +112,27 @@ public struct CompiledDNSPolicy: Sendable {
     /// or not) from `source`, with the document indices of the claiming group and the deciding rule.
     public func evaluate(source: IPAddress, name: String) -> (verdict: Verdict, group: Int?, rule: Int?) {
         if disabled { return (ReferenceEvaluator.disabledVerdict, nil, nil) }
-        // By position, not by copying the group out: a copy would retain each of its arrays.
-        guard let at = groups.firstIndex(where: { $0.contains(source) }) else {
-            return (Verdict.applying(audit ? .audit : .enforce, to: .deny, decidedBy: .noGroup, sourceGroup: nil,
-                                     rule: nil, findings: []), nil, nil)
-        }
-        var findings: [Finding] = []
-        let mode: EvaluationMode = groups[at].audit ? .audit : .enforce
-        if let rule = firstEnforced(groups[at].rules, name, audited: { audited in
-            if audited.action == .deny {
-                findings.append(Finding(sourceGroup: groups[at].id, rule: infos[Int(audited.info)].id, enforced: false))
+        // Through one buffer pointer, not by copying the group out (a copy retains each of its arrays),
+        // nor by subscripting `groups` each time (each retained the array).
+        return groups.withUnsafeBufferPointer { groups in
+            guard let group = groups.firstIndex(where: { $0.contains(source) }).map({ groups.baseAddress! + $0 }) else {
+                return (Verdict.applying(audit ? .audit : .enforce, to: .deny, decidedBy: .noGroup, sourceGroup: nil,
+                                         rule: nil, findings: []), nil, nil)
             }
-        }) {
-            return (Verdict.applying(mode, to: rule.action, decidedBy: .rule, sourceGroup: groups[at].id,
-                                     rule: infos[Int(rule.info)].id, findings: findings), groups[at].index, Int(rule.index))
+            var findings: [Finding] = []
+            let mode: EvaluationMode = group.pointee.audit ? .audit : .enforce
+            if let rule = firstEnforced(group.pointee.rules, name, audited: { audited in
+                if audited.action == .deny {
+                    findings.append(Finding(sourceGroup: group.pointee.id, rule: infos[Int(audited.info)].id, enforced: false))
+                }
+            }) {
+                return (Verdict.applying(mode, to: rule.action, decidedBy: .rule, sourceGroup: group.pointee.id,
+                                         rule: infos[Int(rule.info)].id, findings: findings),
+                        group.pointee.index, Int(rule.index))
+            }
+            return (Verdict.applying(mode, to: .deny, decidedBy: .dnsNoRule, sourceGroup: group.pointee.id, rule: nil,
+                                     findings: findings), group.pointee.index, nil)
         }
-        return (Verdict.applying(mode, to: .deny, decidedBy: .dnsNoRule, sourceGroup: groups[at].id, rule: nil,
-                                 findings: findings), groups[at].index, nil)
     }
 
     /// The rule that decides a query for `name` among the rules of group `group` (document index): its
