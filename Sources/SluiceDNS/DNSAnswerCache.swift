@@ -34,13 +34,14 @@ public final class DNSAnswerCache: Sendable {
     /// Bounds.
     public let configuration: DNSCacheConfiguration
 
-    /// Questions are keys with their hash kept (Prehashed.swift says why).
-    typealias Key = Prehashed<DNSQuestion>
+    /// Questions read on the bytes, hashed once (DNSQuestionKey.swift says why).
+    typealias Key = DNSQuestionKey
 
     struct Entry {
+        /// The question, read in `wire`.
         var key: Key
         /// The upstream response as received (any id, its OPT record still in).
-        var wire: [UInt8]
+        var wire: [UInt8] { key.message }
         /// The wire form for fast hits, made at the first hit.
         var template: TemplateState = .unmade
         var storedAt: UInt64
@@ -127,7 +128,7 @@ public final class DNSAnswerCache: Sendable {
 
     /// The cached answer to `question` with every TTL lowered by the time it spent here, or nil.
     public func lookup(_ question: DNSQuestion, now: UInt64) -> DNSMessage? {
-        hit(Key(question), now: now)?.agedMessage
+        Self.key(question).flatMap { hit($0, now: now)?.agedMessage }
     }
 
     /// The cached answer to the question `key`, or nil (not cached, or expired: then it is dropped). One
@@ -187,12 +188,12 @@ public final class DNSAnswerCache: Sendable {
 
     /// Keeps `response` for the answer to `question` when it is cacheable.
     public func store(_ response: DNSMessage, for question: DNSQuestion, now: UInt64) {
-        store(response, key: Key(question), now: now)
+        if let key = Self.key(question) { store(response, key: key, now: now) }
     }
 
     /// Keeps the response `bytes` (scanned as `scan`) for the answer to `question` when it is cacheable.
     public func store(_ bytes: [UInt8], scan: DNSWireScan, for question: DNSQuestion, now: UInt64) {
-        store(bytes, scan: scan, key: Key(question), now: now)
+        if let key = Self.key(question) { store(bytes, scan: scan, key: key, now: now) }
     }
 
     func store(_ response: DNSMessage, key: Key, now: UInt64) {
@@ -204,9 +205,11 @@ public final class DNSAnswerCache: Sendable {
     func store(_ bytes: [UInt8], scan: DNSWireScan, key: Key, now: UInt64) {
         guard configuration.maxEntries > 0, bytes.count <= configuration.maxBytes,
               let ttl = cacheTTL(of: bytes, scan: scan) else { return }
+        // The key as read in the answer's own bytes (the pool checked that it repeats the question).
+        guard let key = key.rebased(on: bytes) else { return }
         state.withLock { state in
             state.sequence += 1
-            let entry = Entry(key: key, wire: bytes, storedAt: now, expiresAt: now + UInt64(ttl) * 1000)
+            let entry = Entry(key: key, storedAt: now, expiresAt: now + UInt64(ttl) * 1000)
             let found = state.find(key)
             let slot: Int32
             if let existing = found.slot {
@@ -245,6 +248,13 @@ public final class DNSAnswerCache: Sendable {
     /// Empties the cache.
     public func removeAll() {
         state.withLock { state in state = State(evicted: state.evicted) }
+    }
+
+    /// The key of `question`, read in a query asking it.
+    static func key(_ question: DNSQuestion) -> Key? {
+        var query = DNSMessage(header: DNSHeader(id: 0))
+        query.questions = [question]
+        return Key(message: query.serialized(compressNames: false))
     }
 
     /// Stored bytes as the message `lookup` and templates start from: parsed, without the OPT record

@@ -170,11 +170,11 @@ public final class DNSProxy: Sendable {
         /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
         let outgoingBytes: [UInt8]
 
-        init(query: DNSMessage, bytes: [UInt8], cacheKey: DNSAnswerCache.Key, decision: DNSDecision, name: String,
-             limit: Int, outgoingBytes: [UInt8]) {
+        init(bytes: [UInt8], queryID: UInt16, queryHasEDNS: Bool, cacheKey: DNSAnswerCache.Key, decision: DNSDecision,
+             name: String, limit: Int, outgoingBytes: [UInt8]) {
             queryBytes = bytes
-            queryID = query.header.id
-            queryHasEDNS = query.edns != nil
+            self.queryID = queryID
+            self.queryHasEDNS = queryHasEDNS
             self.cacheKey = cacheKey
             self.decision = decision
             self.name = name
@@ -213,11 +213,57 @@ public final class DNSProxy: Sendable {
         }
     }
 
-    /// Everything that does not wait: parsing, judging, denials, cache hits. Runs on the caller's thread
-    /// (the UDP thread that read the query), so deny and hit answers never hop to another thread.
+    /// Everything that does not wait: reading the query, judging, denials, cache hits. Runs on the caller's
+    /// thread (the UDP thread that read the query), so deny and hit answers never hop to another thread.
     /// `upstreamID`: the id of the upstream leg; nil draws a random one (the UDP threads pass 0: their pool
     /// sets its own, and so does their TCP retry).
+    ///
+    /// The common query (well-formed, not a response, standard opcode, one question) is read on its bytes,
+    /// `DNSWireScan` checking it by the parser's rules: no message is built on the way to the cache or the
+    /// upstream. Anything else goes to `reject`; the replies the proxy makes up itself (REFUSED, NXDOMAIN,
+    /// the slow hit) parse the query then.
     package func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
+        guard let scan = DNSWireScan(bytes), !scan.isResponse, scan.opcode == 0, scan.questionCount == 1,
+              let key = DNSAnswerCache.Key(message: bytes), let name = DNSName.text(ofNameIn: bytes, at: 12) else {
+            return reject(bytes, overTCP: overTCP)
+        }
+        let opt = Self.clientOPT(bytes, scan)
+        let limit = overTCP ? 65_535 : udpLimit(opt?.udpPayloadSize)
+        counters.increment(.queries)
+        guard let policy = activePolicy else {
+            counters.increment(.refusedNoPolicy)
+            return errorReply(.refused, to: bytes, limit: limit)
+        }
+        let decision = policy.judge(source: source, name: name)
+        report(decision.verdict.findings, policy: policy, source: source, hostname: name)
+        if decision.verdict.verdict == .deny {
+            counters.increment(.denied)
+            counters.increment(.nxdomainPolicy)
+            if let group = decision.claimingGroup {
+                counters.increment(.learnedWithdrawn, by: UInt64(learned.withdraw(hostname: name, group: group)))
+            }
+            return errorReply(.nameError, to: bytes, limit: limit)
+        }
+        counters.increment(.allowed)
+        if decision.verdict.decision == .deny { counters.increment(.audited) }
+
+        if let hit = cache.hit(key, now: learned.now()), let reply = answer(
+            from: hit, to: bytes, header: DNSHeader(id: scan.id, flags: scan.flags), questionLength: key.nameEnd - 12,
+            dnssecOK: opt?.dnssecOK, decision: decision, hostname: name, limit: limit) {
+            counters.increment(.cacheHits)
+            return .reply(reply)
+        }
+        counters.increment(.cacheMisses)
+        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: upstreamID ?? UInt16.random(in: 0...UInt16.max), opt: opt,
+                                                    udpPayloadSize: UInt16(max(configuration.maxUDPReplySize, 512)))
+        return .forward(ForwardRequest(bytes: bytes, queryID: scan.id, queryHasEDNS: opt != nil, cacheKey: key,
+                                       decision: decision, name: name, limit: limit, outgoingBytes: outgoingBytes))
+    }
+
+    /// Queries `prepare` does not take on its bytes: unparsable ones get FORMERR (or nothing, when not even
+    /// the header can be answered), responses are dropped (answering could start a loop), other opcodes get
+    /// NOTIMP and anything but one question FORMERR.
+    private func reject(_ bytes: [UInt8], overTCP: Bool) -> Prepared {
         let query: DNSMessage
         do {
             query = try DNSMessage(parsing: bytes)
@@ -230,67 +276,43 @@ public final class DNSProxy: Sendable {
             return .drop
         }
         guard !query.header.isResponse else {
-            counters.increment(.droppedMalformed)  // a response sent to us: answering could start a loop
+            counters.increment(.droppedMalformed)
             return .drop
         }
-        let limit = overTCP ? 65_535 : udpLimit(query)
-        guard query.header.opcode == 0 else {
+        let limit = overTCP ? 65_535 : udpLimit(query.edns?.udpPayloadSize)
+        if query.header.opcode != 0 {
             counters.increment(.notImplemented)
             return .reply(query.errorResponse(.notImplemented).serialized(maxSize: limit))
         }
-        guard query.questions.count == 1, let question = query.questions.first else {
+        // Not one question. (A parsed one-question query always reads on its bytes: the scan follows the
+        // parser's rules and a question name cannot be compressed; were it not so, it is dropped, counted.)
+        guard query.questions.count == 1 else {
             counters.increment(.formerr)
             return .reply(query.errorResponse(.formatError).serialized(maxSize: limit))
         }
-        counters.increment(.queries)
-        guard let policy = activePolicy else {
-            counters.increment(.refusedNoPolicy)
-            return .reply(query.errorResponse(.refused).serialized(maxSize: limit))
-        }
-        let name = question.name.text
-        let decision = policy.judge(source: source, name: name)
-        report(decision.verdict.findings, policy: policy, source: source, hostname: name)
-        if decision.verdict.verdict == .deny {
-            counters.increment(.denied)
-            counters.increment(.nxdomainPolicy)
-            if let group = decision.claimingGroup {
-                counters.increment(.learnedWithdrawn, by: UInt64(learned.withdraw(hostname: name, group: group)))
-            }
-            return .reply(query.errorResponse(.nameError).serialized(maxSize: limit))
-        }
-        counters.increment(.allowed)
-        if decision.verdict.decision == .deny { counters.increment(.audited) }
-
-        let now = learned.now()
-        let cacheKey = DNSAnswerCache.Key(question)
-        if let hit = cache.hit(cacheKey, now: now),
-           let reply = answer(from: hit, to: query, bytes: bytes, decision: decision, hostname: name, limit: limit) {
-            counters.increment(.cacheHits)
-            return .reply(reply)
-        }
-        counters.increment(.cacheMisses)
-        // EDNS passes through (flags, options); only the buffer size is ours, this leg being ours.
-        let id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
-        let payloadSize = query.edns.map { _ in UInt16(max(configuration.maxUDPReplySize, 512)) }
-        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: id, udpPayloadSize: payloadSize) ?? {
-            var outgoing = query
-            outgoing.header.id = id
-            if let payloadSize { outgoing.edns?.udpPayloadSize = payloadSize }
-            return outgoing.serialized(compressNames: true)
-        }()
-        return .forward(ForwardRequest(query: query, bytes: bytes, cacheKey: cacheKey, decision: decision, name: name,
-                                       limit: limit, outgoingBytes: outgoingBytes))
+        counters.increment(.droppedMalformed)
+        return .drop
     }
 
-    /// The reply to `query` (its wire form `bytes`) from a cached answer, which teaches the learned set as a
-    /// fresh one would. The fast way: the stored wire form with this client's id, flags, question and EDNS
-    /// patched in; otherwise (no template, or too big for the client's buffer) built from the message,
-    /// truncated if need be. Nil only if the stored bytes no longer parse (they were scanned when stored).
-    private func answer(from hit: DNSAnswerCache.Hit, to query: DNSMessage, bytes: [UInt8], decision: DNSDecision,
-                        hostname name: String, limit: Int) -> [UInt8]? {
+    /// A reply of the proxy's own with `code` and no records to the query `bytes` (which `prepare` read).
+    private func errorReply(_ code: DNSResponseCode, to bytes: [UInt8], limit: Int) -> Prepared {
+        guard let query = try? DNSMessage(parsing: bytes) else {
+            counters.increment(.droppedMalformed)  // cannot happen: the scan accepted exactly what parses
+            return .drop
+        }
+        return .reply(query.errorResponse(code).serialized(maxSize: limit))
+    }
+
+    /// The reply to the query `bytes` (its header, its question name's length, its DO bit or nil without
+    /// an OPT record) from a cached answer, which teaches the learned set as a fresh one would. The fast
+    /// way: the stored wire form with this client's id, flags, question and EDNS patched in; otherwise (no
+    /// template, or too big for the client's buffer) built from the message, truncated if need be. Nil
+    /// only if the stored bytes no longer parse (they were scanned when stored).
+    private func answer(from hit: DNSAnswerCache.Hit, to bytes: [UInt8], header: DNSHeader, questionLength: Int,
+                        dnssecOK: Bool?, decision: DNSDecision, hostname name: String, limit: Int) -> [UInt8]? {
         if let template = hit.template, let reply = template.reply(
-            to: bytes, header: query.header, questionLength: query.questions[0].name.wireBytes.count, edns: query.edns,
-            age: hit.age, udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
+            to: bytes, header: header, questionLength: questionLength, dnssecOK: dnssecOK, age: hit.age,
+            udpPayloadSize: UInt16(configuration.maxUDPReplySize), limit: limit) {
             let age = hit.age
             if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
             if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
@@ -299,38 +321,46 @@ public final class DNSProxy: Sendable {
             }
             return reply
         }
-        guard let cached = hit.agedMessage else { return nil }
+        guard let cached = hit.agedMessage, let query = try? DNSMessage(parsing: bytes) else { return nil }
         let reply = cachedReply(cached, to: query)
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
         teach(reply, decision: decision, hostname: name)
         return reply.serialized(maxSize: limit)
     }
 
-    /// The client's query bytes for the upstream leg: `id` and, in the OPT record, our UDP payload size
-    /// patched in (the same message `outgoing.serialized()` would give, without building it). Nil when the
-    /// bytes do not walk cleanly (the caller serialises instead). `bytes` parsed as a DNSMessage already.
-    static func upstreamQueryBytes(_ bytes: [UInt8], id: UInt16, udpPayloadSize: UInt16?) -> [UInt8]? {
-        guard bytes.count >= 12 else { return nil }
+    /// A client's OPT record as the proxy reads it: where its CLASS field (the UDP payload size) lies in
+    /// the query, that size, and the DO bit.
+    struct ClientOPT {
+        let classAt: Int
+        let udpPayloadSize: UInt16
+        let dnssecOK: Bool
+    }
+
+    /// The OPT record of the query `bytes` (scanned as `scan`), if it has one.
+    static func clientOPT(_ bytes: [UInt8], _ scan: DNSWireScan) -> ClientOPT? {
+        guard scan.hasOPT else { return nil }
+        var found: ClientOPT? = nil
+        scan.forEachRecord(in: bytes) { record in
+            // TYPE, CLASS, TTL (extended RCODE, version, then the flags with DO on top), RDLENGTH, RDATA.
+            guard record.type == DNSRecordType.opt.rawValue else { return }
+            found = ClientOPT(classAt: record.dataStart - 8, udpPayloadSize: record.dnsClass,
+                              dnssecOK: bytes[record.dataStart - 4] & 0x80 != 0)
+        }
+        return found
+    }
+
+    /// The client's query bytes for the upstream leg: `id` and, in its OPT record (`opt`) if any, our UDP
+    /// payload size patched in. EDNS passes through (flags, options); only the buffer size is ours, this
+    /// leg being ours.
+    static func upstreamQueryBytes(_ bytes: [UInt8], id: UInt16, opt: ClientOPT?, udpPayloadSize: UInt16) -> [UInt8] {
         var out = bytes
         out[0] = UInt8(id >> 8)
         out[1] = UInt8(truncatingIfNeeded: id)
-        guard let udpPayloadSize else { return out }
-        guard DNSReplyTemplate.readU16(bytes, 4) == 1, let nameEnd = DNSReplyTemplate.skipName(bytes, at: 12) else {
-            return nil
+        if let opt {
+            out[opt.classAt] = UInt8(udpPayloadSize >> 8)
+            out[opt.classAt + 1] = UInt8(truncatingIfNeeded: udpPayloadSize)
         }
-        var position = nameEnd + 4
-        let records = Int(DNSReplyTemplate.readU16(bytes, 6)) + Int(DNSReplyTemplate.readU16(bytes, 8))
-            + Int(DNSReplyTemplate.readU16(bytes, 10))
-        for _ in 0..<records {
-            guard let end = DNSReplyTemplate.skipName(bytes, at: position), end + 10 <= bytes.count else { return nil }
-            if DNSReplyTemplate.readU16(bytes, end) == DNSRecordType.opt.rawValue {
-                out[end + 2] = UInt8(udpPayloadSize >> 8)
-                out[end + 3] = UInt8(truncatingIfNeeded: udpPayloadSize)
-                return out
-            }
-            position = end + 10 + Int(DNSReplyTemplate.readU16(bytes, end + 8))
-        }
-        return nil
+        return out
     }
 
     /// The reply to a forwarded query once the upstreams answered over the pool (nil: all failed).
@@ -382,10 +412,11 @@ public final class DNSProxy: Sendable {
         return request.forClient(reply)
     }
 
-    /// The UDP size limit for a reply to `query`: 512 without EDNS, else its buffer size within our bound.
-    private func udpLimit(_ query: DNSMessage) -> Int {
-        guard let edns = query.edns else { return 512 }
-        return min(max(Int(edns.udpPayloadSize), 512), max(configuration.maxUDPReplySize, 512))
+    /// The UDP size limit for a reply to a query whose OPT record announced `udpPayloadSize` (nil: none):
+    /// 512 without EDNS, else its buffer size within our bound.
+    private func udpLimit(_ udpPayloadSize: UInt16?) -> Int {
+        guard let udpPayloadSize else { return 512 }
+        return min(max(Int(udpPayloadSize), 512), max(configuration.maxUDPReplySize, 512))
     }
 
     private func report(_ findings: [Finding], policy: DNSPolicy, source: IPAddress, hostname: String) {

@@ -63,11 +63,11 @@ struct DNSReplyTemplate: Sendable {
 
     /// The reply to `query` (its raw bytes; `questionLength` bytes of question name start at offset 12),
     /// `age` seconds after the answer was stored, or nil when it would exceed `limit` (the caller then
-    /// builds a truncated reply the slow way). `edns`: the client's OPT record, if any; ours carries
-    /// `udpPayloadSize` and the client's DO bit, no options.
-    func reply(to query: [UInt8], header: DNSHeader, questionLength: Int, edns: DNSEDNS?, age: UInt32,
+    /// builds a truncated reply the slow way). `dnssecOK`: the DO bit of the client's OPT record, nil when
+    /// it sent none; ours carries `udpPayloadSize` and that bit, no options.
+    func reply(to query: [UInt8], header: DNSHeader, questionLength: Int, dnssecOK: Bool?, age: UInt32,
                udpPayloadSize: UInt16, limit: Int) -> [UInt8]? {
-        let size = bytes.count + (edns == nil ? 0 : 11)
+        let size = bytes.count + (dnssecOK == nil ? 0 : 11)
         guard size <= limit, questionLength > 0, 12 + questionLength <= query.count,
               12 + questionLength <= bytes.count else { return nil }
         var out = bytes
@@ -76,7 +76,7 @@ struct DNSReplyTemplate: Sendable {
         out[1] = query[1]
         // As DNSMessage.response builds it: QR, the query's opcode, RD and CD, RA, AD only for clients
         // that asked for DNSSEC data (DO) or AD themselves.
-        let ad = authenticData && (edns?.dnssecOK == true || header.authenticData)
+        let ad = authenticData && (dnssecOK == true || header.authenticData)
         let high: UInt8 = 0x80 | (header.opcode & 0xF) << 3 | (header.recursionDesired ? 1 : 0)
         let low: UInt8 = 0x80 | (ad ? 0x20 : 0) | (header.checkingDisabled ? 0x10 : 0) | rcode
         out[2] = high
@@ -90,13 +90,13 @@ struct DNSReplyTemplate: Sendable {
             out[offset + 2] = UInt8(truncatingIfNeeded: aged >> 8)
             out[offset + 3] = UInt8(truncatingIfNeeded: aged)
         }
-        if let edns {
+        if let dnssecOK {
             let count = Self.readU16(out, 10) &+ 1
             out[10] = UInt8(count >> 8)
             out[11] = UInt8(truncatingIfNeeded: count)
             out.append(contentsOf: [
                 0, 0, 41, UInt8(udpPayloadSize >> 8), UInt8(truncatingIfNeeded: udpPayloadSize),
-                0, 0, edns.dnssecOK ? 0x80 : 0, 0, 0, 0,
+                0, 0, dnssecOK ? 0x80 : 0, 0, 0, 0,
             ])
         }
         return out

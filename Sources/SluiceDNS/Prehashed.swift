@@ -1,6 +1,5 @@
-// A key that carries its hash, taken once: the learned set's hostnames and the answer cache's questions.
-// Their indices (SlotIndex) place and remove entries by the stored hash, so neither an eviction nor the
-// forwarded question's store hashes a name again.
+// A key that carries its hash, taken once: the learned set's hostnames. Its index (SlotIndex) places and
+// removes entries by the stored hash, so an eviction never hashes a name again.
 
 /// `value` with its hash taken once; equal when the hashes and the values are.
 struct Prehashed<Value: Hashable>: Equatable {

@@ -78,12 +78,18 @@ func upstreamAnswer(to query: DNSMessage, ttl: UInt32 = 300, authenticData: Bool
         var outgoing = query
         outgoing.header.id = 0x0102
         outgoing.edns?.udpPayloadSize = 1232
-        let patched = try #require(DNSProxy.upstreamQueryBytes(query.serialized(), id: 0x0102, udpPayloadSize: 1232))
-        #expect(patched == outgoing.serialized())
+        func patched(_ message: DNSMessage, id: UInt16) throws -> [UInt8] {
+            let bytes = message.serialized()
+            let opt = DNSProxy.clientOPT(bytes, try #require(DNSWireScan(bytes)))
+            #expect((opt != nil) == (message.edns != nil) && opt?.dnssecOK == message.edns?.dnssecOK)
+            #expect(opt?.udpPayloadSize == message.edns?.udpPayloadSize)
+            return DNSProxy.upstreamQueryBytes(bytes, id: id, opt: opt, udpPayloadSize: 1232)
+        }
+        #expect(try patched(query, id: 0x0102) == outgoing.serialized())
         let plain = DNSMessage.query(id: 9, name: try DNSName("a.example.com"), type: .a, edns: nil)
         var plainOutgoing = plain
         plainOutgoing.header.id = 77
-        #expect(DNSProxy.upstreamQueryBytes(plain.serialized(), id: 77, udpPayloadSize: nil) == plainOutgoing.serialized())
+        #expect(try patched(plain, id: 77) == plainOutgoing.serialized())
     }
 
     @Test func templateTTLOffsetsCoverEverySection() throws {
@@ -96,11 +102,11 @@ func upstreamAnswer(to query: DNSMessage, ttl: UInt32 = 300, authenticData: Bool
         #expect(template.addresses.map(\.address) == [IPAddress("192.0.2.7")!] && template.addresses[0].ttl == 60)
         let aged = try #require(template.reply(
             to: query.serialized(), header: query.header, questionLength: query.questions[0].name.wireBytes.count,
-            edns: nil, age: 100, udpPayloadSize: 1232, limit: 512))
+            dnssecOK: nil, age: 100, udpPayloadSize: 1232, limit: 512))
         #expect(try DNSMessage(parsing: aged).answers.map(\.ttl) == [0, 60])
         #expect(try DNSMessage(parsing: aged).authorities.map(\.ttl) == [3500])
         // Too big for the client's buffer: nil, the caller truncates the slow way.
-        #expect(template.reply(to: query.serialized(), header: query.header, questionLength: 17, edns: nil, age: 0,
+        #expect(template.reply(to: query.serialized(), header: query.header, questionLength: 17, dnssecOK: nil, age: 0,
                                udpPayloadSize: 1232, limit: 40) == nil)
     }
 }

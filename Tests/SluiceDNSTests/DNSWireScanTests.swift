@@ -134,6 +134,18 @@ private func referenceCacheTTL(_ response: DNSMessage, _ configuration: DNSCache
                 #expect(scan.hasOPT == (parsed.edns != nil) && scan.responseCode == parsed.responseCode)
                 #expect(scan.questionCount == parsed.questions.count && scan.answerCount == parsed.answers.count)
 
+                // What the proxy reads of a query on its bytes: the question as the cache's key (equal, with
+                // the same hash, exactly when the parsed questions are), its name as printed, the OPT record.
+                if let question = parsed.questions.first {
+                    let key = try #require(DNSQuestionKey(message: bytes), "sample \(sampleIndex) round \(round)")
+                    #expect(key == DNSAnswerCache.key(question) && key.hash == DNSAnswerCache.key(question)?.hash)
+                    #expect(DNSName.text(ofNameIn: bytes, at: 12) == question.name.text)
+                    let original = try DNSMessage(parsing: sample).questions[0]
+                    #expect((key == DNSQuestionKey(message: sample)) == (question == original))
+                }
+                let opt = DNSProxy.clientOPT(bytes, scan)
+                #expect(opt?.udpPayloadSize == parsed.edns?.udpPayloadSize && opt?.dnssecOK == parsed.edns?.dnssecOK)
+
                 // Every record walked on the bytes, as parsed (the OPT record is the message's `edns`).
                 var walked: [String] = []
                 scan.forEachRecord(in: bytes) { record in

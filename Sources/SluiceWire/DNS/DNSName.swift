@@ -162,16 +162,29 @@ public struct DNSName: Sendable, CustomStringConvertible {
     /// patterns match. Bytes that would be ambiguous or unprintable are escaped (`\.`, `\\`, `\DDD`),
     /// so two different names never print the same.
     public var text: String {
-        if isRoot { return "." }
-        // Straight from the wire bytes into the string's storage (every query's name is printed for the
-        // policy: no label array, no intermediate buffer). At most 4 characters per byte (`\DDD`).
-        let wire = wireBytes
-        return String(unsafeUninitializedCapacity: wire.count * 4) { out in
+        Self.text(ofNameIn: wireBytes, at: 0) ?? "."  // a DNSName's wire form is always plain labels
+    }
+
+    /// `text` of the name at `offset` of `message` when it is written out in plain labels (a question's
+    /// name: nothing precedes it that a pointer could reach), straight from the message's bytes into the
+    /// string's storage: no DNSName, no label array, no intermediate buffer (every query's name is
+    /// printed for the policy). Nil for a compression pointer or a name running off the end.
+    public static func text(ofNameIn message: [UInt8], at offset: Int) -> String? {
+        var end = offset
+        while end < message.count, message[end] != 0 {
+            guard message[end] & 0xC0 == 0 else { return nil }
+            end += 1 + Int(message[end])
+        }
+        guard end < message.count else { return nil }
+        if end == offset { return "." }
+        let wire = message
+        // At most 4 characters per byte (`\DDD`).
+        return String(unsafeUninitializedCapacity: (end - offset) * 4) { out in
             var written = 0
-            var index = 0
-            while index < wire.count, wire[index] != 0 {
+            var index = offset
+            while wire[index] != 0 {
                 let count = Int(wire[index])
-                if index > 0 {
+                if index > offset {
                     out[written] = UInt8(ascii: ".")
                     written += 1
                 }
