@@ -167,10 +167,7 @@ public final class DNSAnswerCache: Sendable {
         guard !scan.isTruncated else { return nil }
         let code = scan.responseCode
         if code == .noError, scan.answerCount > 0 {
-            var ttl = UInt32.max
-            scan.forEachRecord(in: bytes) { record in
-                if record.section == 0 { ttl = min(ttl, record.ttl) }
-            }
+            let ttl = scan.minimumAnswerTTL
             return ttl == 0 ? nil : min(ttl, configuration.maximumTTLSeconds)
         }
         guard code == .noError || code == .nameError else { return nil }

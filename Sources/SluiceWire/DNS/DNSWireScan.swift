@@ -19,6 +19,11 @@ public struct DNSWireScan: Sendable, Equatable {
     public let hasOPT: Bool
     /// The OPT record's extended rcode bits (its TTL's high byte), 0 without OPT.
     public let extendedRCodeHigh: UInt8
+    /// The smallest TTL of the answer records (as `Record.ttl` reads them), UInt32.max without answers:
+    /// read on the scan's own walk, so the cache's TTL costs no second one.
+    public let minimumAnswerTTL: UInt32
+    /// Whether any answer record is a CNAME (without one, resolving follows no chain).
+    public let answersHaveCNAME: Bool
 
     /// QR: a response.
     public var isResponse: Bool { flags & 0x8000 != 0 }
@@ -48,6 +53,8 @@ public struct DNSWireScan: Sendable, Equatable {
         answerStart = position
         var opt = false
         var extended: UInt8 = 0
+        var minimumTTL = UInt32.max
+        var cname = false
         for section in 0..<3 {
             let isAdditional = section == 2
             for _ in 0..<(section == 0 ? answerCount : section == 1 ? authorityCount : additionalCount) {
@@ -70,12 +77,19 @@ public struct DNSWireScan: Sendable, Equatable {
                     opt = true
                     extended = bytes[nameEnd + 4]
                 }
+                if section == 0 {
+                    let ttl = UInt32(Self.u16(bytes, nameEnd + 4)) << 16 | UInt32(Self.u16(bytes, nameEnd + 6))
+                    minimumTTL = min(minimumTTL, ttl & 0x8000_0000 != 0 ? 0 : ttl)
+                    if type == DNSRecordType.cname.rawValue { cname = true }
+                }
                 position = dataEnd
             }
         }
         guard position == bytes.count else { return nil }
         hasOPT = opt
         extendedRCodeHigh = extended
+        minimumAnswerTTL = minimumTTL
+        answersHaveCNAME = cname
     }
 
     /// Whether this message, `bytes`, answers the query `query` (its wire bytes; its one question starts
@@ -106,7 +120,7 @@ public struct DNSWireScan: Sendable, Equatable {
         var seen: [Int] = []  // names passed through (allocated only when there is a CNAME)
         var links = 0
         var minimumTTL = UInt32.max
-        while true {
+        while answersHaveCNAME {
             var target: Int? = nil
             var targetTTL = UInt32.max
             var conflict = false
