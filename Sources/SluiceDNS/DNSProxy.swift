@@ -1,6 +1,6 @@
 // What the proxy does with one query, independent of sockets (DNSProxyServer carries the bytes):
 //
-//   bytes ─parse─► (malformed: FORMERR or drop) ─► DNS policy of the source (first claiming group,
+//   bytes ─read─► (malformed: FORMERR or drop) ─► DNS policy of the source (first claiming group,
 //   first matching dns_hostname rule, else deny) ─deny─► NXDOMAIN, finding, withdraw the name's bindings
 //        │                                               (audit: finding, then answered as allowed)
 //        └allow─► cache ─miss─► upstreams in order (UDP, TCP when truncated; timeout each) ─► SERVFAIL if all fail
@@ -165,13 +165,14 @@ public final class DNSProxy: Sendable {
         /// The question as the cache's key (hashed once, at the lookup that missed).
         let cacheKey: DNSAnswerCache.Key
         let decision: DNSDecision
-        let name: String
+        /// The question's name as the policy and the learned set read it, its hash taken once.
+        let name: Prehashed<String>
         let limit: Int
         /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
         let outgoingBytes: [UInt8]
 
         init(bytes: [UInt8], queryID: UInt16, queryHasEDNS: Bool, cacheKey: DNSAnswerCache.Key, decision: DNSDecision,
-             name: String, limit: Int, outgoingBytes: [UInt8]) {
+             name: Prehashed<String>, limit: Int, outgoingBytes: [UInt8]) {
             queryBytes = bytes
             self.queryID = queryID
             self.queryHasEDNS = queryHasEDNS
@@ -188,9 +189,14 @@ public final class DNSProxy: Sendable {
         /// The upstream leg as a message, what its answers are checked against (it parsed as the query).
         var outgoing: DNSMessage? { try? DNSMessage(parsing: outgoingBytes) }
 
-        /// SERVFAIL to the client.
+        /// SERVFAIL to the client (header only, should its query not parse again, which cannot happen).
         func serverFailure() -> [UInt8] {
-            guard let query else { return [] }
+            guard let query else {
+                var header = DNSHeader(id: queryID)
+                header.isResponse = true
+                header.rcodeLow = UInt8(DNSResponseCode.serverFailure.rawValue)
+                return DNSMessage(header: header).serialized()
+            }
             return query.errorResponse(.serverFailure).serialized(maxSize: limit)
         }
 
@@ -257,7 +263,8 @@ public final class DNSProxy: Sendable {
         let outgoingBytes = Self.upstreamQueryBytes(bytes, id: upstreamID ?? UInt16.random(in: 0...UInt16.max), opt: opt,
                                                     udpPayloadSize: UInt16(max(configuration.maxUDPReplySize, 512)))
         return .forward(ForwardRequest(bytes: bytes, queryID: scan.id, queryHasEDNS: opt != nil, cacheKey: key,
-                                       decision: decision, name: name, limit: limit, outgoingBytes: outgoingBytes))
+                                       decision: decision, name: Prehashed(name), limit: limit,
+                                       outgoingBytes: outgoingBytes))
     }
 
     /// Queries `prepare` does not take on its bytes: unparsable ones get FORMERR (or nothing, when not even
@@ -317,14 +324,14 @@ public final class DNSProxy: Sendable {
             if template.rcode == UInt8(DNSResponseCode.nameError.rawValue) { counters.increment(.nxdomainUpstream) }
             if let allowing = decision.allowingRule, template.rcode == 0, !template.addresses.isEmpty {
                 learn(template.addresses.map { ($0.address, $0.ttl > age ? $0.ttl - age : 0) },
-                      group: allowing.group, rule: allowing.rule, decision: decision, hostname: name)
+                      group: allowing.group, rule: allowing.rule, decision: decision, hostname: Prehashed(name))
             }
             return reply
         }
         guard let cached = hit.agedMessage, let query = try? DNSMessage(parsing: bytes) else { return nil }
         let reply = cachedReply(cached, to: query)
         if reply.responseCode == .nameError { counters.increment(.nxdomainUpstream) }
-        teach(reply, decision: decision, hostname: name)
+        teach(reply, decision: decision, hostname: Prehashed(name))
         return reply.serialized(maxSize: limit)
     }
 
@@ -377,6 +384,9 @@ public final class DNSProxy: Sendable {
     /// (OPT presence differs from the client's, or too big).
     func complete(_ request: ForwardRequest, wire bytes: [UInt8], scan: DNSWireScan) -> [UInt8] {
         let code = scan.responseCode
+        // The name's bucket in the learned set is a cache miss (a full set of random names): its load
+        // starts now and overlaps the cache's store and the walk over the answers.
+        if request.decision.allowingRule != nil, code == .noError { learned.prefetch(hostname: request.name) }
         cache.store(bytes, scan: scan, key: request.cacheKey, now: learned.now())
         if code == .nameError { counters.increment(.nxdomainUpstream) }
         if let (group, rule) = request.decision.allowingRule, code == .noError {
@@ -427,7 +437,7 @@ public final class DNSProxy: Sendable {
     }
 
     /// Binds the answer's addresses (through CNAMEs, each for its chain TTL) to the allowing rule.
-    private func teach(_ reply: DNSMessage, decision: DNSDecision, hostname: String) {
+    private func teach(_ reply: DNSMessage, decision: DNSDecision, hostname: Prehashed<String>) {
         guard let (group, rule) = decision.allowingRule, reply.responseCode == .noError,
               case .success(let resolution) = reply.resolveAddresses() else { return }
         var addresses: [(address: IPAddress, ttl: UInt32)] = []
@@ -442,7 +452,7 @@ public final class DNSProxy: Sendable {
     }
 
     private func learn(_ addresses: [(address: IPAddress, ttl: UInt32)], group: Int, rule: Int,
-                       decision: DNSDecision, hostname: String) {
+                       decision: DNSDecision, hostname: Prehashed<String>) {
         guard !addresses.isEmpty else { return }
         learned.learn(hostname: hostname, group: group, rule: rule, groupID: decision.verdict.sourceGroup ?? "",
                       ruleID: decision.verdict.rule ?? "", addresses: addresses)

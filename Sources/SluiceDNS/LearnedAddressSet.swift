@@ -176,6 +176,20 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
     /// already bound keeps the later of its old and new expiry.
     public func learn(hostname: String, group: Int, rule: Int, groupID: String, ruleID: String,
                       addresses: [(address: IPAddress, ttl: UInt32)]) {
+        learn(hostname: Prehashed(hostname), group: group, rule: rule, groupID: groupID, ruleID: ruleID,
+              addresses: addresses)
+    }
+
+    /// Starts loading what learning `hostname` will look up first, its index bucket (a cache miss in a
+    /// full set of random names): the proxy asks before its other work on an answer, so the lookup
+    /// finds the line loaded.
+    func prefetch(hostname: Prehashed<String>) {
+        state.withLock { $0.bindings.prefetch(hostname) }
+    }
+
+    /// `learn` with the hostname's hash taken already.
+    func learn(hostname: Prehashed<String>, group: Int, rule: Int, groupID: String, ruleID: String,
+               addresses: [(address: IPAddress, ttl: UInt32)]) {
         guard !addresses.isEmpty else { return }
         let now = now()
         let (group, rule) = (Int32(truncatingIfNeeded: group), Int32(truncatingIfNeeded: rule))
@@ -197,6 +211,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                 if let change = state.bindings.remove(oldest) { publish(&state, change, now: now) }
                 state.statistics.evicted += 1
             }
+            if state.bindings.count >= configuration.maxEntries { state.bindings.prefetchEvictions() }
             state.bindings.compactOrder()
             maintainTable(&state, now: now)
             reclaim(&state)
@@ -238,7 +253,7 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                 guard let (group, rule) = transform(name, label.groupID, label.ruleID) else { continue }
                 let (newGroup, newRule) = (Int32(truncatingIfNeeded: group), Int32(truncatingIfNeeded: rule))
                 let newLabel = bindings.label(groupID: label.groupID, ruleID: label.ruleID, group: newGroup, rule: newRule)
-                _ = bindings.bind(bindings.nameSlot(name), LearnedKey(group: newGroup, rule: newRule, address: key.ipAddress),
+                _ = bindings.bind(bindings.nameSlot(Prehashed(name)), LearnedKey(group: newGroup, rule: newRule, address: key.ipAddress),
                                   expiry: expiry, label: newLabel, slack: 0)
             }
             state.bindings = bindings

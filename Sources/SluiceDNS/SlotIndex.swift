@@ -11,6 +11,8 @@
 // entries back by their stored tags without hashing anything. In dns-state-bench this was ~20 % of a
 // cache-on miss; under load the cold probes cost more (docs/benchmarks.md, sixth round).
 
+import CSluiceSystem
+
 /// An open-addressing index of Int32 slots by hash. Not thread-safe: its owner serialises. The owner
 /// hashes each key once and supplies equality on its slots.
 struct SlotIndex {
@@ -49,6 +51,12 @@ struct SlotIndex {
                 bucket = (bucket &+ 1) & mask
             }
         }
+    }
+
+    /// Starts loading the home bucket of `hash` into the cache (a hint, for a lookup or removal soon).
+    @inline(__always)
+    func prefetch(_ hash: Int) {
+        buckets.withUnsafeBufferPointer { sluice_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: Self.tag(hash)) & mask)) }
     }
 
     /// Indexes `slot` under `hash` in `bucket`, which `find` gave for the same hash with no change since.
