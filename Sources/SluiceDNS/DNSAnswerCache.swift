@@ -9,6 +9,7 @@
 // (to make the reply template). Under a cache-hostile load most answers are never asked for again, and
 // parsing each one into a message at store time and freeing its records at eviction cost more than the
 // rest of the cache put together (dns-state-bench).
+import CSluiceSystem
 import NIOCore
 import SluiceWire
 import Synchronization
@@ -55,6 +56,10 @@ public final class DNSAnswerCache: Sendable {
         /// Each slot's entry's sequence (0: free), apart: eviction and compaction test it for every order
         /// entry, and reading it through the optional entry copied the whole entry (its arrays retained).
         var sequences: [UInt64] = []
+        /// Each slot's key's hash and where its answer's bytes are, apart for the same reason: the eviction
+        /// prefetch reads them. The address is only a hint (the entry's array keeps the bytes alive; a
+        /// prefetch of a stale address does nothing).
+        var prefetchHints: [(hash: Int, bytes: UnsafeRawPointer?)] = []
         var free: [Int32] = []
         var index = SlotIndex()
         /// Insertion order, oldest first; an entry whose slot's sequence no longer matches was stored
@@ -68,6 +73,19 @@ public final class DNSAnswerCache: Sendable {
         /// The slot holding `key`, or nil and the index bucket where it would go.
         func find(_ key: Key) -> (slot: Int32?, bucket: Int) {
             index.find(key.hash) { entries[Int($0)]?.key == key }
+        }
+
+        /// Starts loading what evicting the next oldest entry will touch: its entry, its index bucket and
+        /// the header of its answer's array (which its release reads, then free). Each is otherwise a cache
+        /// miss in turn at every store: the oldest entry was last touched thousands of stores ago.
+        func prefetchEvictions() {
+            guard order.count > 1 else { return }
+            let (slot, sequence) = order[order.index(after: order.startIndex)]
+            guard sequences[Int(slot)] == sequence else { return }
+            let hint = prefetchHints[Int(slot)]
+            index.prefetch(hint.hash)
+            if let bytes = hint.bytes { sluice_prefetch(bytes - 32) }  // the array object's header
+            entries.withUnsafeBufferPointer { sluice_prefetch($0.baseAddress! + Int(slot)) }
         }
 
         /// Frees slot `slot` (which holds an entry).
@@ -221,9 +239,11 @@ public final class DNSAnswerCache: Sendable {
                 slot = Int32(state.entries.count)
                 state.entries.append(entry)
                 state.sequences.append(0)
+                state.prefetchHints.append((0, nil))
                 state.index.insert(slot, hash: key.hash, at: found.bucket)
             }
             state.sequences[Int(slot)] = state.sequence
+            state.prefetchHints[Int(slot)] = (key.hash, bytes.withUnsafeBytes { $0.baseAddress })
             state.bytes += bytes.count
             state.order.append((slot, state.sequence))
             while state.index.count > configuration.maxEntries || state.bytes > configuration.maxBytes,
@@ -233,6 +253,7 @@ public final class DNSAnswerCache: Sendable {
                     state.evicted += 1
                 }
             }
+            if state.index.count >= configuration.maxEntries { state.prefetchEvictions() }
             // Keep the ring proportional to the cache: stale entries (a key stored again) are filtered out
             // when they pile up.
             if state.order.count > 2 * max(state.index.count, 512) {
