@@ -228,7 +228,8 @@ public final class DNSProxy: Sendable {
     /// `DNSWireScan` checking it by the parser's rules: no message is built on the way to the cache or the
     /// upstream. Anything else goes to `reject`; the replies the proxy makes up itself (REFUSED, NXDOMAIN,
     /// the slow hit) parse the query then.
-    package func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool, upstreamID: UInt16? = nil) -> Prepared {
+    package func prepare(_ bytes: [UInt8], from source: IPAddress, overTCP: Bool,
+                         upstreamID: UInt16? = nil) -> Prepared {
         guard let scan = DNSWireScan(bytes), !scan.isResponse, scan.opcode == 0, scan.questionCount == 1,
               let key = DNSAnswerCache.Key(message: bytes), let name = DNSName.text(ofNameIn: bytes, at: 12) else {
             return reject(bytes, overTCP: overTCP)
@@ -260,7 +261,8 @@ public final class DNSProxy: Sendable {
             return .reply(reply)
         }
         counters.increment(.cacheMisses)
-        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: upstreamID ?? UInt16.random(in: 0...UInt16.max), opt: opt,
+        let id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
+        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: id, opt: opt,
                                                     udpPayloadSize: UInt16(max(configuration.maxUDPReplySize, 512)))
         return .forward(ForwardRequest(bytes: bytes, queryID: scan.id, queryHasEDNS: opt != nil, cacheKey: key,
                                        decision: decision, name: Prehashed(name), limit: limit,

@@ -253,7 +253,8 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
                 guard let (group, rule) = transform(name, label.groupID, label.ruleID) else { continue }
                 let (newGroup, newRule) = (Int32(truncatingIfNeeded: group), Int32(truncatingIfNeeded: rule))
                 let newLabel = bindings.label(groupID: label.groupID, ruleID: label.ruleID, group: newGroup, rule: newRule)
-                _ = bindings.bind(bindings.nameSlot(Prehashed(name)), LearnedKey(group: newGroup, rule: newRule, address: key.ipAddress),
+                _ = bindings.bind(bindings.nameSlot(Prehashed(name)),
+                                  LearnedKey(group: newGroup, rule: newRule, address: key.ipAddress),
                                   expiry: expiry, label: newLabel, slack: 0)
             }
             state.bindings = bindings

@@ -274,7 +274,8 @@ struct LearnedBindings {
     // MARK: - Slots
 
     /// Stores `element` in a free slot of `array`, or a new one at its end; returns the slot.
-    private static func place<Element>(_ element: Element, in array: inout [Element], reusing free: inout [Int32]) -> Int32 {
+    private static func place<Element>(_ element: Element, in array: inout [Element],
+                                       reusing free: inout [Int32]) -> Int32 {
         guard let slot = free.popLast() else {
             array.append(element)
             return Int32(array.count - 1)

@@ -56,7 +56,8 @@ struct SlotIndex {
     /// Starts loading the home bucket of `hash` into the cache (a hint, for a lookup or removal soon).
     @inline(__always)
     func prefetch(_ hash: Int) {
-        buckets.withUnsafeBufferPointer { sluice_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: Self.tag(hash)) & mask)) }
+        let bucket = Int(truncatingIfNeeded: Self.tag(hash)) & mask
+        buckets.withUnsafeBufferPointer { sluice_prefetch($0.baseAddress! + bucket) }
     }
 
     /// Indexes `slot` under `hash` in `bucket`, which `find` gave for the same hash with no change since.

@@ -123,7 +123,8 @@ public struct CompiledDNSPolicy: Sendable {
             let mode: EvaluationMode = group.pointee.audit ? .audit : .enforce
             if let rule = firstEnforced(group.pointee.rules, name, audited: { audited in
                 if audited.action == .deny {
-                    findings.append(Finding(sourceGroup: group.pointee.id, rule: infos[Int(audited.info)].id, enforced: false))
+                    findings.append(Finding(sourceGroup: group.pointee.id, rule: infos[Int(audited.info)].id,
+                                            enforced: false))
                 }
             }) {
                 return (Verdict.applying(mode, to: rule.action, decidedBy: .rule, sourceGroup: group.pointee.id,

@@ -223,7 +223,9 @@ public struct ReferenceEvaluator: Sendable {
         for ruleIndex in ruleOrder[groupIndex] {
             let rule = group.rules[ruleIndex]
             guard let pattern = rule.match.dnsHostname, pattern.matches(name) else { continue }
-            if rule.mode != .audit { return (finish(rule.action, .rule, group, rule.id, findings), groupIndex, ruleIndex) }
+            if rule.mode != .audit {
+                return (finish(rule.action, .rule, group, rule.id, findings), groupIndex, ruleIndex)
+            }
             if rule.action == .deny { findings.append(Finding(sourceGroup: group.id, rule: rule.id, enforced: false)) }
         }
         return (finish(.deny, .dnsNoRule, group, nil, findings), groupIndex, nil)

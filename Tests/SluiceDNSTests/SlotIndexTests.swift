@@ -17,7 +17,8 @@ struct SlotIndexTests {
     }
 
     @Test("finds every key and no other through random inserts and removals with colliding hashes",
-          arguments: [(seed: UInt64(1), spread: 3), (seed: 2, spread: 17), (seed: 3, spread: 1_000), (seed: 4, spread: 1)])
+          arguments: [(seed: UInt64(1), spread: 3), (seed: 2, spread: 17), (seed: 3, spread: 1_000),
+                      (seed: 4, spread: 1)])
     func matchesAModel(seed: UInt64, spread: Int) {
         var random = SeededRandom(seed: seed)
         var index = SlotIndex(capacity: 4)
