@@ -108,12 +108,25 @@ struct LearnedAddressTable {
     /// pages as keys first land on them, so a table of megabytes costs no up-front clearing (it used to,
     /// inside the writer's lock) and its page faults spread over the migration that fills it.
     static func allocate(capacity requested: Int) -> LearnedAddressTable {
-        var capacity = 16
-        while capacity < requested { capacity <<= 1 }
+        let capacity = Self.capacity(for: requested)
         let mapped = mmap(nil, byteCount(capacity: capacity), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let base = mapped, base != MAP_FAILED else {
             fatalError("learned address table: cannot map \(byteCount(capacity: capacity)) bytes (errno \(errno))")
         }
+        base.assumingMemoryBound(to: Header.self).pointee = Header(capacity: capacity, occupied: 0)
+        return LearnedAddressTable(base)
+    }
+
+    /// The slots a table asked for `requested` gets: a power of two, at least 16.
+    static func capacity(for requested: Int) -> Int {
+        var capacity = 16
+        while capacity < requested { capacity <<= 1 }
+        return capacity
+    }
+
+    /// An empty table of `capacity` slots in the mapping at `base`, which held one of that capacity and
+    /// has been zeroed since (a recycled table: LearnedAddressSet keeps one instead of mapping anew).
+    static func reusing(_ base: UnsafeMutableRawPointer, capacity: Int) -> LearnedAddressTable {
         base.assumingMemoryBound(to: Header.self).pointee = Header(capacity: capacity, occupied: 0)
         return LearnedAddressTable(base)
     }
