@@ -9,7 +9,8 @@
 //     └─ 3/8 full or mostly dead: fill a new table beside   │ readers -= 1
 //        it, 64 key slots per write (changes go to both),   │
 //        publish it with one atomic store, retire the old ──┘
-//   retired tables are freed once the writer sees readers == 0 after the swap
+//   retired tables are freed once the writer sees readers == 0 after the swap (one is kept, zeroed, to be
+//   the next table of its size)
 //
 // Reclamation: a reader increments `readers` before loading the table pointer and decrements it after
 // its last read, all sequentially consistent. If the writer, after publishing a new table, reads zero,
@@ -385,8 +386,8 @@ public final class LearnedAddressSet: LearnedAddressLookup, @unchecked Sendable 
 
     /// A table for the live keys with room to grow: four slots per key (the table refuses keys past half
     /// and starts its successor at three-eighths), and at least 1,024, so a migration of a small set is
-    /// not overtaken by the keys that arrive while it runs.
-    /// The spare table when it has that capacity (zeroed now if it is not yet), else a fresh mapping.
+    /// not overtaken by the keys that arrive while it runs. Built in the spare table when it has that
+    /// capacity (its zeroing finished now if need be), else in a fresh mapping.
     private func newTable(_ state: inout WriterState) -> LearnedAddressTable {
         let capacity = LearnedAddressTable.capacity(for: max(1024, (state.bindings.keyCount + 1) * 4))
         if let spare = state.spare {
