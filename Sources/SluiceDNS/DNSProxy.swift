@@ -168,11 +168,15 @@ public final class DNSProxy: Sendable {
         /// The question's name as the policy and the learned set read it, its hash taken once.
         let name: Prehashed<String>
         let limit: Int
-        /// The upstream leg: a random id (the pool replaces it with its own), our EDNS buffer size.
-        let outgoingBytes: [UInt8]
+        /// The upstream leg: the query with this id (the pool sets its own instead) and, in the client's OPT
+        /// record if any, our EDNS buffer size. Written straight into the pool's send area, so no copy is
+        /// made per query; the TCP retry and fresh-socket paths ask for `outgoingBytes`.
+        let upstreamID: UInt16
+        let opt: ClientOPT?
+        let upstreamPayloadSize: UInt16
 
         init(bytes: [UInt8], queryID: UInt16, queryHasEDNS: Bool, cacheKey: DNSAnswerCache.Key, decision: DNSDecision,
-             name: Prehashed<String>, limit: Int, outgoingBytes: [UInt8]) {
+             name: Prehashed<String>, limit: Int, upstreamID: UInt16, opt: ClientOPT?, upstreamPayloadSize: UInt16) {
             queryBytes = bytes
             self.queryID = queryID
             self.queryHasEDNS = queryHasEDNS
@@ -180,11 +184,23 @@ public final class DNSProxy: Sendable {
             self.decision = decision
             self.name = name
             self.limit = limit
-            self.outgoingBytes = outgoingBytes
+            self.upstreamID = upstreamID
+            self.opt = opt
+            self.upstreamPayloadSize = upstreamPayloadSize
         }
 
         /// The client's query as a message (nil cannot happen: it parsed in `prepare`).
         var query: DNSMessage? { try? DNSMessage(parsing: queryBytes) }
+
+        /// The upstream leg's bytes.
+        var outgoingBytes: [UInt8] {
+            DNSProxy.upstreamQueryBytes(queryBytes, id: upstreamID, opt: opt, udpPayloadSize: upstreamPayloadSize)
+        }
+
+        /// Writes the upstream leg with id `id` into `target` (`queryBytes.count` bytes).
+        func writeUpstreamQuery(into target: UnsafeMutableRawBufferPointer, id: UInt16) {
+            DNSProxy.writeUpstreamQuery(queryBytes, id: id, opt: opt, udpPayloadSize: upstreamPayloadSize, into: target)
+        }
 
         /// The upstream leg as a message, what its answers are checked against (it parsed as the query).
         var outgoing: DNSMessage? { try? DNSMessage(parsing: outgoingBytes) }
@@ -261,12 +277,10 @@ public final class DNSProxy: Sendable {
             return .reply(reply)
         }
         counters.increment(.cacheMisses)
-        let id = upstreamID ?? UInt16.random(in: 0...UInt16.max)
-        let outgoingBytes = Self.upstreamQueryBytes(bytes, id: id, opt: opt,
-                                                    udpPayloadSize: UInt16(max(configuration.maxUDPReplySize, 512)))
         return .forward(ForwardRequest(bytes: bytes, queryID: scan.id, queryHasEDNS: opt != nil, cacheKey: key,
                                        decision: decision, name: Prehashed(name), limit: limit,
-                                       outgoingBytes: outgoingBytes))
+                                       upstreamID: upstreamID ?? UInt16.random(in: 0...UInt16.max), opt: opt,
+                                       upstreamPayloadSize: UInt16(max(configuration.maxUDPReplySize, 512))))
     }
 
     /// Queries `prepare` does not take on its bytes: unparsable ones get FORMERR (or nothing, when not even
@@ -362,14 +376,23 @@ public final class DNSProxy: Sendable {
     /// payload size patched in. EDNS passes through (flags, options); only the buffer size is ours, this
     /// leg being ours.
     static func upstreamQueryBytes(_ bytes: [UInt8], id: UInt16, opt: ClientOPT?, udpPayloadSize: UInt16) -> [UInt8] {
-        var out = bytes
-        out[0] = UInt8(id >> 8)
-        out[1] = UInt8(truncatingIfNeeded: id)
-        if let opt {
-            out[opt.classAt] = UInt8(udpPayloadSize >> 8)
-            out[opt.classAt + 1] = UInt8(truncatingIfNeeded: udpPayloadSize)
+        [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            writeUpstreamQuery(bytes, id: id, opt: opt, udpPayloadSize: udpPayloadSize,
+                               into: UnsafeMutableRawBufferPointer(buffer))
+            count = bytes.count
         }
-        return out
+    }
+
+    /// `upstreamQueryBytes` written into `target` (at least `bytes.count` bytes; `bytes` at least a header).
+    static func writeUpstreamQuery(_ bytes: [UInt8], id: UInt16, opt: ClientOPT?, udpPayloadSize: UInt16,
+                                   into target: UnsafeMutableRawBufferPointer) {
+        bytes.withUnsafeBytes { target.copyMemory(from: $0) }
+        target[0] = UInt8(id >> 8)
+        target[1] = UInt8(truncatingIfNeeded: id)
+        if let opt {
+            target[opt.classAt] = UInt8(udpPayloadSize >> 8)
+            target[opt.classAt + 1] = UInt8(truncatingIfNeeded: udpPayloadSize)
+        }
     }
 
     /// The reply to a forwarded query once the upstreams answered over the pool (nil: all failed).

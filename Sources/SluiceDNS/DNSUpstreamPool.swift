@@ -27,7 +27,7 @@ struct DNSClient: Sendable {
 final class DNSUpstreamPool {
     /// A query waiting for its upstream's reply (or for the TCP retry of a truncated one).
     struct Pending: Sendable {
-        /// Its question is what the reply must repeat (`outgoingBytes`; the id is the pending key).
+        /// Its question is what the reply must repeat (`queryBytes`; the id is the pending key).
         let request: DNSProxy.ForwardRequest
         let client: DNSClient
         /// When this upstream was asked (the latency histogram times each exchange, as the TCP path does).
@@ -77,12 +77,9 @@ final class DNSUpstreamPool {
                                      serial: socket.nextSerial()),
                      deadline: CoarseClock.nowMilliseconds() + timeoutMilliseconds)
         socket.sent += 1
-        // Straight into the send arena, our id patched over the client's.
-        let bytes = request.outgoingBytes
-        loop.outbox.append(count: bytes.count, fd: socket.fd, to: nil) { target in
-            bytes.withUnsafeBytes { target.copyMemory(from: $0) }
-            target[0] = UInt8(id >> 8)
-            target[1] = UInt8(truncatingIfNeeded: id)
+        // Straight into the send arena, with our id.
+        loop.outbox.append(count: request.queryBytes.count, fd: socket.fd, to: nil) { target in
+            request.writeUpstreamQuery(into: target, id: id)
         }
     }
 
@@ -158,7 +155,7 @@ final class DNSUpstreamPool {
                     continue
                 }
                 let bytes = Array(raw)
-                guard let scan = DNSWireScan(bytes), scan.answers(entry.request.outgoingBytes, id: id, in: bytes) else {
+                guard let scan = DNSWireScan(bytes), scan.answers(entry.request.queryBytes, id: id, in: bytes) else {
                     counters.increment(.upstreamMismatched)
                     continue
                 }
