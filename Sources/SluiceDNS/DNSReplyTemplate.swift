@@ -31,13 +31,13 @@ struct DNSReplyTemplate: Sendable {
         var offsets: [Int] = []
         var ttls: [UInt32] = []
         var position = 12
-        guard wire.count >= 12, Self.readU16(wire, 4) == 1, let nameEnd = Self.skipName(wire, at: position) else {
+        guard wire.count >= 12, Self.readU16(wire, 4) == 1, let nameEnd = DNSWireScan.nameEnd(wire, at: position) else {
             return nil
         }
         position = nameEnd + 4
         let records = Int(Self.readU16(wire, 6)) + Int(Self.readU16(wire, 8)) + Int(Self.readU16(wire, 10))
         for _ in 0..<records {
-            guard let end = Self.skipName(wire, at: position), end + 10 <= wire.count else { return nil }
+            guard let end = DNSWireScan.nameEnd(wire, at: position), end + 10 <= wire.count else { return nil }
             offsets.append(end + 4)
             ttls.append(UInt32(Self.readU16(wire, end + 4)) << 16 | UInt32(Self.readU16(wire, end + 6)))
             position = end + 10 + Int(Self.readU16(wire, end + 8))
@@ -102,20 +102,7 @@ struct DNSReplyTemplate: Sendable {
         return out
     }
 
-    static func readU16(_ bytes: [UInt8], _ at: Int) -> UInt16 {
+    private static func readU16(_ bytes: [UInt8], _ at: Int) -> UInt16 {
         UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1])
-    }
-
-    /// The offset after the name at `at` (labels, ending in a zero byte or a compression pointer).
-    static func skipName(_ bytes: [UInt8], at start: Int) -> Int? {
-        var position = start
-        while position < bytes.count {
-            let length = Int(bytes[position])
-            if length == 0 { return position + 1 }
-            if length & 0xC0 == 0xC0 { return position + 2 <= bytes.count ? position + 2 : nil }
-            guard length & 0xC0 == 0 else { return nil }
-            position += 1 + length
-        }
-        return nil
     }
 }

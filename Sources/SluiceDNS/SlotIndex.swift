@@ -94,12 +94,6 @@ struct SlotIndex {
         count -= 1
     }
 
-    /// Empties the index, keeping its size.
-    mutating func removeAll() {
-        for index in buckets.indices { buckets[index] = 0 }
-        count = 0
-    }
-
     /// Doubles the buckets and places every entry again by its stored tag (no key is hashed).
     private mutating func grow() {
         let old = buckets

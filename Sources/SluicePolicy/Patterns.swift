@@ -100,25 +100,9 @@ public enum HostnamePattern: Sendable, Equatable, CustomStringConvertible {
         case .exact(let exact, _):
             return normal == exact
         case .subdomains(let domain, _):
-            if let result = Self.asciiSubdomain(normal, of: domain) { return result }
             return normal.count > domain.count + 1 && normal.hasSuffix("." + domain)
         case .regex(let pattern):
             return pattern.matches(normal)
-        }
-    }
-
-    /// The subdomain test on bytes when both names are ASCII (every name on the DNS wire is: IDNs travel
-    /// as punycode), without building `"." + domain`; nil otherwise, for the Unicode-aware comparison.
-    static func asciiSubdomain(_ name: String, of domain: String) -> Bool? {
-        var name = name, domain = domain  // withUTF8 may make them contiguous: native strings already are
-        return name.withUTF8 { name in
-            domain.withUTF8 { domain -> Bool? in
-                guard !name.contains(where: { $0 >= 0x80 }), !domain.contains(where: { $0 >= 0x80 }) else { return nil }
-                guard name.count > domain.count + 1 else { return false }
-                let start = name.count - domain.count
-                return name[start - 1] == UInt8(ascii: ".")
-                    && UnsafeBufferPointer(rebasing: name[start...]).elementsEqual(domain)
-            }
         }
     }
 

@@ -66,7 +66,7 @@ struct SlotIndexTests {
         index.remove(7, hash: hash)
         #expect(index.find(hash) { $0 == 7 }.slot == nil)
         #expect(index.find(hash) { $0 == 8 }.slot == 8)
-        index.removeAll()
+        index.remove(8, hash: hash)
         #expect(index.count == 0 && index.find(hash) { $0 == 8 }.slot == nil)
     }
 }

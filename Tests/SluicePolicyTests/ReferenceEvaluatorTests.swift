@@ -179,21 +179,6 @@ struct LearnedSet: LearnedAddressLookup {
     ]}}
     """
 
-    /// The byte comparison of `*.domain` agrees with the String one for ASCII names and stands aside
-    /// (nil) for others.
-    @Test func asciiSubdomainTestAgreesWithTheStringOne() {
-        let names = ["a.example.org", "example.org", "xexample.org", "a.b.example.org", ".example.org", "org",
-                     "a.example.org.x", "a-example.org", ""]
-        for name in names {
-            for domain in ["example.org", "org", "b.example.org"] {
-                let byString = name.count > domain.count + 1 && name.hasSuffix("." + domain)
-                #expect(HostnamePattern.asciiSubdomain(name, of: domain) == byString, "\(name) under \(domain)")
-            }
-        }
-        #expect(HostnamePattern.asciiSubdomain("caf\u{E9}.example.org", of: "example.org") == nil)
-        #expect(HostnamePattern.asciiSubdomain("a.example.org", of: "\u{E9}xample.org") == nil)
-    }
-
     @Test func dnsIsDecidedByTheFirstClaimingGroupAndDeniesByDefault() throws {
         let policy = try evaluator(ReferenceEvaluatorTests.dnsPolicy)
         let source = IPAddress("10.1.0.5")!
